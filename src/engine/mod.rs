@@ -1,0 +1,400 @@
+//! Pure scanning: bytes in, findings out. No I/O, no async, no knowledge of
+//! where the bytes came from.
+//!
+//! One aho-corasick automaton holds every rule prefix, plus the base64
+//! forms of each prefix at its three alignments, so tokens hidden one
+//! base64 level deep cost no second pass. A hit is extended over the rule's
+//! charset with a word boundary on both sides, then validated: pattern,
+//! checksum, placeholder heuristics. [`Stream`] feeds the engine fixed-size
+//! chunks so memory stays flat however large the input.
+
+mod base64;
+pub mod charset;
+mod finding;
+mod placeholder;
+pub mod rules;
+mod stream;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+
+pub use finding::{finding_id, redact, Encoding, Finding, Secret};
+pub use rules::{ChecksumKind, Confidence, Rule, RuleError, RuleSet, Severity, Shape};
+pub use stream::Stream;
+
+use crate::keys::checksum;
+use charset::is_word_byte;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no rules to scan with")]
+    NoRules,
+    #[error("building the prefix automaton: {0}")]
+    Automaton(#[from] aho_corasick::BuildError),
+}
+
+/// Which rule and prefix an automaton pattern stands for.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    rule: usize,
+    prefix: usize,
+}
+
+#[derive(Debug)]
+struct Pattern {
+    targets: Vec<Target>,
+    /// `None` for a plain prefix; `Some(align)` for its base64 form when
+    /// the prefix starts at byte `align` of a 3-byte group.
+    base64_align: Option<usize>,
+}
+
+/// A match inside a buffer, before line numbers are known.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub rule: usize,
+    pub start: usize,
+    pub end: usize,
+    pub token: Vec<u8>,
+    pub redacted: String,
+    pub confidence: Confidence,
+    pub encoding: Encoding,
+}
+
+/// A rule's match within one slice of bytes (plain or decoded).
+struct Hit {
+    end: usize,
+    confidence: Confidence,
+    display_prefix: String,
+    /// Where the last four characters shown in the redacted form come from.
+    tail: std::ops::Range<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngineOptions {
+    /// Also report placeholders and look-alikes with bad checksums.
+    pub all_candidates: bool,
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    rules: RuleSet,
+    automaton: AhoCorasick,
+    patterns: Vec<Pattern>,
+    max_span: usize,
+    options: EngineOptions,
+}
+
+impl Engine {
+    pub fn new(rules: RuleSet, options: EngineOptions) -> Result<Engine, EngineError> {
+        if rules.rules().is_empty() {
+            return Err(EngineError::NoRules);
+        }
+        let (literals, patterns) = build_patterns(&rules);
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&literals)?;
+        let plain_span = rules.rules().iter().map(Rule::max_span).max().unwrap_or(0);
+        // A base64 match covers 4/3 of its decoded length plus the group lead.
+        let max_span = base64::encoded_len(plain_span + 2) + 4;
+        Ok(Engine {
+            rules,
+            automaton,
+            patterns,
+            max_span,
+            options,
+        })
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    pub fn rule(&self, index: usize) -> &Rule {
+        &self.rules.rules()[index]
+    }
+
+    /// The longest stretch of input a single finding can cover. Streams keep
+    /// this much overlap between chunks.
+    pub fn max_span(&self) -> usize {
+        self.max_span
+    }
+
+    /// Scans one in-memory input and returns its findings, with lines.
+    pub fn scan_bytes(&self, input: &[u8]) -> Vec<Finding> {
+        let mut stream = Stream::with_chunk_size(self, input.len().max(1));
+        let mut findings = Vec::new();
+        let spare = stream.spare();
+        spare[..input.len()].copy_from_slice(input);
+        stream.advance(input.len(), &mut findings);
+        stream.finish(&mut findings);
+        findings
+    }
+
+    /// Every candidate in `hay`, ordered by start, overlaps resolved.
+    pub(crate) fn candidates(&self, hay: &[u8]) -> Vec<Candidate> {
+        let mut found = Vec::new();
+        for m in self.automaton.find_overlapping_iter(hay) {
+            let pattern = &self.patterns[m.pattern().as_usize()];
+            match pattern.base64_align {
+                None => {
+                    for t in &pattern.targets {
+                        self.push_plain(hay, m.start(), *t, &mut found);
+                    }
+                }
+                Some(align) => self.push_base64(hay, m.start(), align, pattern, &mut found),
+            }
+        }
+        resolve_overlaps(found)
+    }
+
+    fn push_plain(&self, hay: &[u8], start: usize, target: Target, out: &mut Vec<Candidate>) {
+        let rule = self.rule(target.rule);
+        let body = start + rule.prefixes[target.prefix].len();
+        if let Some(hit) = self.match_at(rule, hay, start, body) {
+            out.push(Candidate {
+                rule: target.rule,
+                start,
+                end: hit.end,
+                token: hay[start..hit.end].to_vec(),
+                redacted: redact(&hit.display_prefix, &hay[hit.tail]),
+                confidence: hit.confidence,
+                encoding: Encoding::Plain,
+            });
+        }
+    }
+
+    fn push_base64(
+        &self,
+        hay: &[u8],
+        hit: usize,
+        align: usize,
+        pattern: &Pattern,
+        out: &mut Vec<Candidate>,
+    ) {
+        let Some(group) = hit.checked_sub(base64::lead_chars(align)) else {
+            return;
+        };
+        for t in &pattern.targets {
+            let rule = self.rule(t.rule);
+            let prefix = rule.prefixes[t.prefix].as_bytes();
+            let want = align + rule.max_span();
+            let decoded = base64::decode_prefix(
+                &hay[group..hay.len().min(group + base64::encoded_len(want) + 4)],
+                want,
+            );
+            if !decoded.get(align..).is_some_and(|d| d.starts_with(prefix)) {
+                continue;
+            }
+            if let Some(m) = self.match_at(rule, &decoded, align, align + prefix.len()) {
+                out.push(Candidate {
+                    rule: t.rule,
+                    start: group + base64::encoded_offset(align),
+                    end: group + base64::encoded_len(m.end),
+                    token: decoded[align..m.end].to_vec(),
+                    redacted: redact(&m.display_prefix, &decoded[m.tail]),
+                    confidence: m.confidence,
+                    encoding: Encoding::Base64,
+                });
+            }
+        }
+    }
+
+    /// Matches `rule` at `start` in `data`, whose body begins at `body`.
+    fn match_at(&self, rule: &Rule, data: &[u8], start: usize, body: usize) -> Option<Hit> {
+        if start > 0 && is_word_byte(data[start - 1]) {
+            return None;
+        }
+        let hit = match rule.shape {
+            Shape::Token => match_token(rule, data, start, body),
+            Shape::PemBlock => match_pem(rule, data, start, body),
+        }?;
+        (hit.confidence.is_valid() || self.options.all_candidates).then_some(hit)
+    }
+}
+
+fn match_token(rule: &Rule, data: &[u8], start: usize, body: usize) -> Option<Hit> {
+    let limit = data.len().min(body + rule.max_len + 1);
+    let end = body
+        + data[body..limit]
+            .iter()
+            .take_while(|&&b| rule.charset.contains(b))
+            .count();
+    let len = end - body;
+    let display_prefix = String::from_utf8_lossy(&data[start..body]).into_owned();
+    if len > rule.max_len {
+        return None;
+    }
+    if len < rule.min_len {
+        return template_slot(data, body, end).map(|end| Hit {
+            end,
+            confidence: Confidence::Placeholder,
+            display_prefix,
+            tail: body..end,
+        });
+    }
+    if data.get(end).is_some_and(|&b| is_word_byte(b)) {
+        return None;
+    }
+    let body_bytes = &data[body..end];
+    if rule
+        .pattern
+        .as_ref()
+        .is_some_and(|p| !p.is_match(body_bytes))
+    {
+        return None;
+    }
+    let confidence = if !checksum_holds(rule, &data[start..end], body_bytes) {
+        Confidence::InvalidChecksum
+    } else if placeholder::looks_like_placeholder(body_bytes) {
+        Confidence::Placeholder
+    } else {
+        rule.confidence
+    };
+    Some(Hit {
+        end,
+        confidence,
+        display_prefix,
+        tail: body..end,
+    })
+}
+
+/// `ghp_<your-token>` or `sk_live_${KEY}`: a prefix followed by a template
+/// slot. Returns where the slot ends.
+fn template_slot(data: &[u8], body: usize, run_end: usize) -> Option<usize> {
+    let next = *data.get(run_end)?;
+    if !placeholder::opens_template(next) {
+        return None;
+    }
+    let window = &data[run_end..data.len().min(run_end + 64)];
+    let close = window
+        .iter()
+        .position(|b| b" \t\r\n\"'`>}]".contains(b))
+        .unwrap_or(window.len());
+    let end = run_end + close + usize::from(window.get(close).is_some_and(|b| b">}]".contains(b)));
+    (end > body).then_some(end)
+}
+
+fn checksum_holds(rule: &Rule, token: &[u8], body: &[u8]) -> bool {
+    let n = checksum::CHECKSUM_LEN;
+    match rule.checksum {
+        ChecksumKind::None => true,
+        ChecksumKind::Crc32Base62Random => {
+            checksum::verify(&body[..body.len() - n], &body[body.len() - n..])
+        }
+        ChecksumKind::Crc32Base62All => {
+            checksum::verify(&token[..token.len() - n], &token[token.len() - n..])
+        }
+    }
+}
+
+/// `-----BEGIN <label>-----` … `-----END <label>-----`, where the label
+/// must satisfy the rule's pattern and the body must hold at least
+/// `min_len` characters of the rule's charset.
+fn match_pem(rule: &Rule, data: &[u8], start: usize, label_start: usize) -> Option<Hit> {
+    const DASHES: &[u8] = b"-----";
+    let head = &data[label_start..data.len().min(label_start + 64)];
+    let label_len = memchr::memmem::find(head, DASHES)?;
+    let label = &head[..label_len];
+    if rule.pattern.as_ref().is_some_and(|p| !p.is_match(label)) {
+        return None;
+    }
+    let body = label_start + label_len + DASHES.len();
+    let window = &data[body..data.len().min(body + rule.max_len)];
+    let body_end = body + memchr::memmem::find(window, b"-----END ")?;
+    let after_end = body_end + b"-----END ".len();
+    let close = memchr::memmem::find(&data[after_end..data.len().min(after_end + 64)], DASHES)?;
+    let end = after_end + close + DASHES.len();
+    let body_bytes = &data[body..body_end];
+    let significant: Vec<u8> = body_bytes
+        .iter()
+        .copied()
+        .filter(|&b| rule.charset.contains(b))
+        .collect();
+    let confidence = if significant.len() < rule.min_len
+        || memchr::memmem::find(body_bytes, b"...").is_some()
+        || placeholder::looks_like_placeholder(&significant)
+    {
+        Confidence::Placeholder
+    } else {
+        rule.confidence
+    };
+    let tail_end = body
+        + body_bytes
+            .iter()
+            .rposition(|&b| rule.charset.contains(b) && b != b'=')
+            .map_or(0, |p| p + 1);
+    Some(Hit {
+        end,
+        confidence,
+        display_prefix: String::from_utf8_lossy(&data[start..body]).into_owned(),
+        tail: body..tail_end,
+    })
+}
+
+/// The literals for the automaton and what each one stands for.
+fn build_patterns(rules: &RuleSet) -> (Vec<Vec<u8>>, Vec<Pattern>) {
+    let mut literals: Vec<Vec<u8>> = Vec::new();
+    let mut patterns: Vec<Pattern> = Vec::new();
+    let mut add = |literal: Vec<u8>, base64_align: Option<usize>, target: Target| match literals
+        .iter()
+        .position(|l| *l == literal)
+    {
+        Some(i) if patterns[i].base64_align == base64_align => patterns[i].targets.push(target),
+        _ => {
+            literals.push(literal);
+            patterns.push(Pattern {
+                targets: vec![target],
+                base64_align,
+            });
+        }
+    };
+    for (r, rule) in rules.rules().iter().enumerate() {
+        for (p, prefix) in rule.prefixes.iter().enumerate() {
+            let target = Target { rule: r, prefix: p };
+            add(prefix.as_bytes().to_vec(), None, target);
+            for align in 0..3 {
+                let fragment = base64::fragment(prefix.as_bytes(), align);
+                if fragment.len() < base64::MIN_FRAGMENT {
+                    continue;
+                }
+                let url_safe = base64::to_url_safe(&fragment);
+                if url_safe != fragment {
+                    add(url_safe, Some(align), target);
+                }
+                add(fragment, Some(align), target);
+            }
+        }
+    }
+    (literals, patterns)
+}
+
+/// Orders candidates by start and drops any that lies inside another of
+/// at least equal confidence (one token hit through two prefixes).
+fn resolve_overlaps(mut found: Vec<Candidate>) -> Vec<Candidate> {
+    found.sort_by(|a, b| {
+        a.start
+            .cmp(&b.start)
+            .then(b.end.cmp(&a.end))
+            .then(b.confidence.cmp(&a.confidence))
+    });
+    let mut kept: Vec<Candidate> = Vec::with_capacity(found.len());
+    for c in found {
+        match kept.last_mut() {
+            Some(last) if c.start >= last.start && c.end <= last.end => {
+                if c.confidence <= last.confidence {
+                    continue;
+                }
+                if (c.start, c.end) == (last.start, last.end) {
+                    *last = c;
+                } else {
+                    kept.push(c);
+                }
+            }
+            _ => kept.push(c),
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests;

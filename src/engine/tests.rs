@@ -1,0 +1,238 @@
+//! Table-driven engine tests: each row is an input and the findings it must
+//! produce, as `rule_id@line:column confidence`.
+
+use super::*;
+
+fn engine(all: bool) -> Engine {
+    Engine::new(
+        RuleSet::builtin(),
+        EngineOptions {
+            all_candidates: all,
+        },
+    )
+    .unwrap()
+}
+
+fn describe(findings: &[Finding]) -> Vec<String> {
+    findings
+        .iter()
+        .map(|f| format!("{}@{}:{} {}", f.rule_id, f.line, f.column, f.confidence))
+        .collect()
+}
+
+const GHP: &str = "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";
+const GHP_BAD: &str = "ghp_sdtbJElqcXBXQG2ZdGXTIQlstGDjxn1zJFsA";
+const KW: &str = "kw_sk_live_7KWyWfty6uEvcdZQoaZrknnVmnbSF0d57Iq6S0qvhVh0giP4Y";
+
+macro_rules! t {
+    ($name:ident, $input:expr, $expected:expr) => {
+        t!($name, $input, $expected, false);
+    };
+    ($name:ident, $input:expr, $expected:expr, $all:expr) => {
+        #[test]
+        fn $name() {
+            let input: String = $input;
+            let found = describe(&engine($all).scan_bytes(input.as_bytes()));
+            let expected: Vec<&str> = $expected;
+            assert_eq!(found, expected, "input: {input:?}");
+        }
+    };
+}
+
+t!(bare_token, GHP.to_string(), vec!["github.token@1:1 high"]);
+t!(
+    token_in_env_line,
+    format!("A=1\nTOKEN={GHP}\n"),
+    vec!["github.token@2:7 high"]
+);
+t!(
+    crlf_lines,
+    format!("a\r\nb\r\nkey: {GHP}\r\n"),
+    vec!["github.token@3:6 high"]
+);
+t!(
+    no_final_newline,
+    format!("x\n{GHP}"),
+    vec!["github.token@2:1 high"]
+);
+t!(
+    quoted_json,
+    format!("{{\"t\":\"{GHP}\"}}"),
+    vec!["github.token@1:7 high"]
+);
+t!(
+    url_query,
+    format!("https://x.test/?access_token={GHP}&a=1"),
+    vec!["github.token@1:30 high"]
+);
+t!(glued_left_is_not_a_token, format!("x{GHP}"), vec![]);
+t!(glued_right_is_not_a_token, format!("{GHP}x"), vec![]);
+t!(bad_checksum_hidden, GHP_BAD.to_string(), vec![]);
+t!(
+    bad_checksum_shown_with_all,
+    GHP_BAD.to_string(),
+    vec!["github.token@1:1 invalid-checksum"],
+    true
+);
+t!(
+    placeholder_hidden,
+    format!("ghp_{}", "X".repeat(36)),
+    vec![]
+);
+t!(
+    placeholder_slot_shown_with_all,
+    "token: ghp_<your-token>".to_string(),
+    vec!["github.token@1:8 placeholder"],
+    true
+);
+t!(
+    keyward_own_format,
+    format!("KEY={KW}"),
+    vec!["keyward.secret-key@1:5 high"]
+);
+t!(
+    stripe_prefix_inside_keyward_token_ignored,
+    KW.to_string(),
+    vec!["keyward.secret-key@1:1 high"]
+);
+t!(
+    unicode_columns_count_characters,
+    format!("é = \"{GHP}\""),
+    vec!["github.token@1:6 high"]
+);
+t!(
+    allow_marker_still_reported_as_allowed,
+    format!("{GHP} # keyward:allow"),
+    vec!["github.token@1:1 high"]
+);
+t!(
+    two_tokens_one_line,
+    format!("{GHP} {KW}"),
+    vec!["github.token@1:1 high", "keyward.secret-key@1:42 high"]
+);
+t!(
+    base64_aligned,
+    format!("data: {}", b64(&format!("token={GHP}\n"))),
+    vec!["github.token@1:15 high"]
+);
+t!(
+    base64_offset_one,
+    format!("data: {}", b64(&format!("key={GHP}"))),
+    vec!["github.token@1:12 high"]
+);
+t!(
+    base64_offset_two,
+    format!("data: {}", b64(&format!("t={GHP}"))),
+    vec!["github.token@1:9 high"]
+);
+t!(
+    base64_bad_checksum_hidden,
+    format!("data: {}", b64(&format!("token={GHP_BAD}"))),
+    vec![]
+);
+t!(
+    pem_block,
+    format!("x\n{}\n", PEM),
+    vec!["pem.private-key@2:1 high"]
+);
+t!(
+    pem_placeholder_hidden,
+    "-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----".to_string(),
+    vec![]
+);
+t!(
+    pem_in_base64,
+    format!("tls.key: {}", b64(PEM)),
+    vec!["pem.private-key@1:10 high"]
+);
+
+const PEM: &str = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBvZq3Tz9yq0cXJ1m5Qx7p3c8JfW2kL4nR6sT1uV0wXyoAoGCCqGSM49\nAwEHoUQDQgAE4pQk2m7sVx9r1yT3uW5vX7zY9aB1cD3eF5gH7iJ9kL1mN3oP5qR7\n-----END EC PRIVATE KEY-----";
+
+fn b64(text: &str) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let mut n = [0u8; 3];
+        n[..chunk.len()].copy_from_slice(chunk);
+        let v = u32::from(n[0]) << 16 | u32::from(n[1]) << 8 | u32::from(n[2]);
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                A[((v >> (18 - 6 * i)) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn allow_marker_sets_allowed() {
+    let found = engine(false).scan_bytes(format!("{GHP} // keyward:allow\n{GHP}\n").as_bytes());
+    assert_eq!(
+        found.iter().map(|f| f.allowed).collect::<Vec<_>>(),
+        vec![true, false]
+    );
+}
+
+#[test]
+fn finding_carries_range_redaction_and_secret() {
+    let input = format!("ab {GHP} cd");
+    let found = engine(false).scan_bytes(input.as_bytes());
+    let f = &found[0];
+    assert_eq!((f.start, f.end), (3, 3 + GHP.len() as u64));
+    assert_eq!(f.secret.expose(), GHP);
+    assert_eq!(f.redacted, "ghp_…ikMb");
+    assert!(!f.finding_id.contains(&GHP[4..]));
+}
+
+#[test]
+fn base64_finding_decodes_the_token() {
+    let found = engine(false).scan_bytes(format!("v: {}", b64(&format!("token={KW}"))).as_bytes());
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].secret.expose(), KW);
+    assert_eq!(found[0].encoding, Encoding::Base64);
+}
+
+#[test]
+fn chunk_boundaries_never_lose_or_duplicate_a_token() {
+    let e = engine(false);
+    let mut text = String::new();
+    for i in 0..200 {
+        text.push_str(&"filler text ".repeat(i % 7));
+        text.push_str(if i % 2 == 0 { GHP } else { KW });
+        text.push('\n');
+    }
+    let expected = describe(&e.scan_bytes(text.as_bytes()));
+    assert_eq!(expected.len(), 200);
+    for chunk in [1usize, 7, 64, 1000, 4096] {
+        let mut stream = Stream::with_chunk_size(&e, chunk);
+        let mut out = Vec::new();
+        let mut rest = text.as_bytes();
+        while !rest.is_empty() {
+            let spare = stream.spare();
+            let n = spare.len().min(rest.len()).min(13);
+            spare[..n].copy_from_slice(&rest[..n]);
+            stream.advance(n, &mut out);
+            rest = &rest[n..];
+        }
+        stream.finish(&mut out);
+        assert_eq!(describe(&out), expected, "chunk {chunk}");
+    }
+}
+
+#[test]
+fn deployment_prefix_finds_other_prefix() {
+    let mut rules = RuleSet::builtin();
+    rules.add_deployment_prefix("acme").unwrap();
+    let e = Engine::new(rules, EngineOptions::default()).unwrap();
+    let head = "acme_sk_live_7KWyWfty6uEvcdZQoaZrknnVmnbSF0d57Iq6S0qvhVh";
+    let token = format!(
+        "{head}{}",
+        std::str::from_utf8(&crate::keys::checksum::crc32_base62(head.as_bytes())).unwrap()
+    );
+    assert_eq!(
+        describe(&e.scan_bytes(token.as_bytes())),
+        vec!["keyward.secret-key@1:1 high"]
+    );
+}
