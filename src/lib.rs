@@ -5,6 +5,7 @@
 //! findings, and later stages decide what a finding means. The engine never
 //! knows where bytes came from; sources never decide what a secret is.
 
+pub mod config;
 pub mod engine;
 pub mod keys;
 pub mod sources;

@@ -9,10 +9,6 @@
 
 const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/// Shortest encoded fragment worth searching for: shorter ones hit ordinary
-/// text too often to pay for the decoding.
-pub const MIN_FRAGMENT: usize = 4;
-
 /// Encoded characters that precede a hit inside its 4-character group, for
 /// a prefix starting at byte `align` (0, 1 or 2) of a 3-byte group.
 pub fn lead_chars(align: usize) -> usize {
@@ -28,18 +24,6 @@ pub fn fragment(prefix: &[u8], align: usize) -> Vec<u8> {
     let first = lead_chars(align);
     let last = (8 * (align + prefix.len())) / 6;
     encoded[first..last.max(first)].to_vec()
-}
-
-/// The same fragment in the URL-safe alphabet.
-pub fn to_url_safe(fragment: &[u8]) -> Vec<u8> {
-    fragment
-        .iter()
-        .map(|&b| match b {
-            b'+' => b'-',
-            b'/' => b'_',
-            other => other,
-        })
-        .collect()
 }
 
 fn encode(bytes: &[u8]) -> Vec<u8> {

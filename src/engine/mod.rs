@@ -8,6 +8,7 @@
 //! checksum, placeholder heuristics. [`Stream`] feeds the engine fixed-size
 //! chunks so memory stays flat however large the input.
 
+pub mod allowlist;
 mod base64;
 pub mod charset;
 mod finding;
@@ -15,13 +16,29 @@ mod placeholder;
 pub mod rules;
 mod stream;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, MatchKind};
 
+pub use allowlist::Allowlist;
 pub use finding::{finding_id, redact, Encoding, Finding, Secret};
 pub use rules::{ChecksumKind, Confidence, Rule, RuleError, RuleSet, Severity, Shape};
 pub use stream::Stream;
 
 use crate::keys::checksum;
+
+/// Anchor bytes: three give the SIMD prefilter its best fingerprint; a
+/// fourth makes a plain hit more selective before the prefix is compared.
+const MIN_ANCHOR: usize = 3;
+const PLAIN_ANCHOR: usize = 4;
+/// Base64 anchors are four characters where the prefix allows; three-
+/// character ones are kept in their own automaton (mixed into a full group
+/// they cut its throughput from 4.5 to 0.5 GB/s).
+const BASE64_ANCHOR: usize = 4;
+/// How many one-byte widenings a short prefix may get.
+const MAX_WIDENING: usize = 16;
+/// aho-corasick uses its SIMD (Teddy) prefilter only for up to 64 literals;
+/// past that it walks a DFA byte by byte at a tenth of the speed, so
+/// anchors are grouped into automata of at most this many.
+const SIMD_LIMIT: usize = 64;
 use charset::is_word_byte;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +56,7 @@ struct Target {
     prefix: usize,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Pattern {
     targets: Vec<Target>,
     /// `None` for a plain prefix; `Some(align)` for its base64 form when
@@ -77,8 +94,7 @@ pub struct EngineOptions {
 #[derive(Debug)]
 pub struct Engine {
     rules: RuleSet,
-    automaton: AhoCorasick,
-    patterns: Vec<Pattern>,
+    searchers: Vec<Searcher>,
     max_span: usize,
     options: EngineOptions,
 }
@@ -88,18 +104,13 @@ impl Engine {
         if rules.rules().is_empty() {
             return Err(EngineError::NoRules);
         }
-        let (literals, patterns) = build_patterns(&rules);
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&literals)?;
+        let searchers = anchors(&rules).build()?;
         let plain_span = rules.rules().iter().map(Rule::max_span).max().unwrap_or(0);
         // A base64 match covers 4/3 of its decoded length plus the group lead.
         let max_span = base64::encoded_len(plain_span + 2) + 4;
         Ok(Engine {
             rules,
-            automaton,
-            patterns,
+            searchers,
             max_span,
             options,
         })
@@ -133,15 +144,15 @@ impl Engine {
     /// Every candidate in `hay`, ordered by start, overlaps resolved.
     pub(crate) fn candidates(&self, hay: &[u8]) -> Vec<Candidate> {
         let mut found = Vec::new();
-        for m in self.automaton.find_overlapping_iter(hay) {
-            let pattern = &self.patterns[m.pattern().as_usize()];
-            match pattern.base64_align {
-                None => {
-                    for t in &pattern.targets {
-                        self.push_plain(hay, m.start(), *t, &mut found);
-                    }
+        for searcher in &self.searchers {
+            for (start, pattern) in searcher.hits(hay) {
+                match pattern.base64_align {
+                    None => pattern
+                        .targets
+                        .iter()
+                        .for_each(|t| self.push_plain(hay, start, *t, &mut found)),
+                    Some(align) => self.push_base64(hay, start, align, pattern, &mut found),
                 }
-                Some(align) => self.push_base64(hay, m.start(), align, pattern, &mut found),
             }
         }
         resolve_overlaps(found)
@@ -149,7 +160,11 @@ impl Engine {
 
     fn push_plain(&self, hay: &[u8], start: usize, target: Target, out: &mut Vec<Candidate>) {
         let rule = self.rule(target.rule);
-        let body = start + rule.prefixes[target.prefix].len();
+        let prefix = rule.prefixes[target.prefix].as_bytes();
+        if !hay[start..].starts_with(prefix) {
+            return;
+        }
+        let body = start + prefix.len();
         if let Some(hit) = self.match_at(rule, hay, start, body) {
             out.push(Candidate {
                 rule: target.rule,
@@ -178,6 +193,9 @@ impl Engine {
             let rule = self.rule(t.rule);
             let prefix = rule.prefixes[t.prefix].as_bytes();
             let want = align + rule.max_span();
+            if hay.len() - group < base64::encoded_len(align + prefix.len()) {
+                continue;
+            }
             let decoded = base64::decode_prefix(
                 &hay[group..hay.len().min(group + base64::encoded_len(want) + 4)],
                 want,
@@ -331,41 +349,169 @@ fn match_pem(rule: &Rule, data: &[u8], start: usize, label_start: usize) -> Opti
     })
 }
 
-/// The literals for the automaton and what each one stands for.
-fn build_patterns(rules: &RuleSet) -> (Vec<Vec<u8>>, Vec<Pattern>) {
-    let mut literals: Vec<Vec<u8>> = Vec::new();
-    let mut patterns: Vec<Pattern> = Vec::new();
-    let mut add = |literal: Vec<u8>, base64_align: Option<usize>, target: Target| match literals
-        .iter()
-        .position(|l| *l == literal)
-    {
-        Some(i) if patterns[i].base64_align == base64_align => patterns[i].targets.push(target),
-        _ => {
-            literals.push(literal);
-            patterns.push(Pattern {
-                targets: vec![target],
-                base64_align,
-            });
-        }
-    };
-    for (r, rule) in rules.rules().iter().enumerate() {
-        for (p, prefix) in rule.prefixes.iter().enumerate() {
-            let target = Target { rule: r, prefix: p };
-            add(prefix.as_bytes().to_vec(), None, target);
-            for align in 0..3 {
-                let fragment = base64::fragment(prefix.as_bytes(), align);
-                if fragment.len() < base64::MIN_FRAGMENT {
-                    continue;
+/// Literals to search for and the rule prefixes each one stands for.
+#[derive(Default)]
+struct AnchorSet {
+    literals: Vec<Vec<u8>>,
+    patterns: Vec<Pattern>,
+}
+
+impl AnchorSet {
+    fn add(&mut self, literal: Vec<u8>, base64_align: Option<usize>, target: Target) {
+        match self.literals.iter().position(|l| *l == literal) {
+            Some(i) if self.patterns[i].base64_align == base64_align => {
+                if !self.patterns[i]
+                    .targets
+                    .iter()
+                    .any(|t| t.rule == target.rule && t.prefix == target.prefix)
+                {
+                    self.patterns[i].targets.push(target);
                 }
-                let url_safe = base64::to_url_safe(&fragment);
-                if url_safe != fragment {
-                    add(url_safe, Some(align), target);
-                }
-                add(fragment, Some(align), target);
+            }
+            _ => {
+                self.literals.push(literal);
+                self.patterns.push(Pattern {
+                    targets: vec![target],
+                    base64_align,
+                });
             }
         }
     }
-    (literals, patterns)
+
+    /// Leftmost-longest search reports only the longest anchor at a
+    /// position, so an anchor also carries the targets of every shorter
+    /// anchor that begins it.
+    fn inherit_shorter_targets(&mut self) {
+        for i in 0..self.literals.len() {
+            for j in 0..self.literals.len() {
+                let shorter = self.literals[j].len() < self.literals[i].len();
+                if shorter
+                    && self.literals[i].starts_with(&self.literals[j])
+                    && self.patterns[i].base64_align == self.patterns[j].base64_align
+                {
+                    let inherited = self.patterns[j].targets.clone();
+                    for t in inherited {
+                        if !self.patterns[i]
+                            .targets
+                            .iter()
+                            .any(|k| k.rule == t.rule && k.prefix == t.prefix)
+                        {
+                            self.patterns[i].targets.push(t);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// As few automata as possible of at most [`SIMD_LIMIT`] anchors each,
+    /// longest anchors first so that short ones share a group only with
+    /// each other and the long ones keep a selective SIMD fingerprint.
+    fn build(mut self) -> Result<Vec<Searcher>, EngineError> {
+        self.inherit_shorter_targets();
+        let mut by_length: Vec<(Vec<u8>, Pattern)> =
+            self.literals.into_iter().zip(self.patterns).collect();
+        by_length.sort_by_key(|(literal, _)| std::cmp::Reverse(literal.len()));
+        by_length
+            .chunks(SIMD_LIMIT)
+            .map(|group| {
+                let literals: Vec<&[u8]> = group.iter().map(|(l, _)| l.as_slice()).collect();
+                Ok(Searcher {
+                    automaton: AhoCorasick::builder()
+                        .match_kind(MatchKind::LeftmostLongest)
+                        .build(literals)?,
+                    patterns: group.iter().map(|(_, p)| p.clone()).collect(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// An automaton and what each of its patterns stands for.
+#[derive(Debug)]
+struct Searcher {
+    automaton: AhoCorasick,
+    patterns: Vec<Pattern>,
+}
+
+impl Searcher {
+    /// Every position where an anchor starts. The search restarts one byte
+    /// after each hit, so anchors that overlap are all seen.
+    fn hits<'a>(&'a self, hay: &'a [u8]) -> impl Iterator<Item = (usize, &'a Pattern)> + 'a {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let m = self
+                .automaton
+                .find(aho_corasick::Input::new(hay).range(at..))?;
+            at = m.start() + 1;
+            Some((m.start(), &self.patterns[m.pattern().as_usize()]))
+        })
+    }
+}
+
+/// The first bytes of a prefix worth searching for. A prefix shorter than
+/// three bytes is widened by each byte its body may start with, when there
+/// are few enough (Twilio's `SK` + hex).
+fn anchor_keys(rule: &Rule, prefix: &str) -> Vec<Vec<u8>> {
+    let bytes = prefix.as_bytes();
+    if bytes.len() >= MIN_ANCHOR {
+        return vec![bytes[..bytes.len().min(PLAIN_ANCHOR)].to_vec()];
+    }
+    let next: Vec<u8> = (0..=255u8).filter(|&b| rule.charset.contains(b)).collect();
+    if next.len() > MAX_WIDENING {
+        return vec![bytes.to_vec()];
+    }
+    next.into_iter().map(|b| [bytes, &[b]].concat()).collect()
+}
+
+fn each_prefix(rules: &RuleSet) -> impl Iterator<Item = (&Rule, &str, Target)> {
+    rules.rules().iter().enumerate().flat_map(|(r, rule)| {
+        rule.prefixes
+            .iter()
+            .enumerate()
+            .map(move |(p, prefix)| (rule, prefix.as_str(), Target { rule: r, prefix: p }))
+    })
+}
+
+/// Every anchor: the first bytes of each prefix, and their base64 forms.
+fn anchors(rules: &RuleSet) -> AnchorSet {
+    let mut set = base64_anchors(rules);
+    for (rule, prefix, target) in each_prefix(rules) {
+        for key in anchor_keys(rule, prefix) {
+            set.add(key, None, target);
+        }
+    }
+    set
+}
+
+/// Base64 anchors: the characters that encode the start of a prefix at
+/// each of the three alignments inside a 3-byte group (four of them where
+/// the prefix is long enough, else three). A prefix that contains another
+/// prefix of its rule adds nothing: the shorter one's encoding is inside.
+fn base64_anchors(rules: &RuleSet) -> AnchorSet {
+    let mut set = AnchorSet::default();
+    for (rule, prefix, target) in each_prefix(rules) {
+        if rule
+            .prefixes
+            .iter()
+            .any(|other| other != prefix && prefix.contains(other.as_str()))
+        {
+            continue;
+        }
+        for key in anchor_keys(rule, prefix) {
+            for align in 0..3 {
+                let fragment = base64::fragment(&key, align);
+                if fragment.len() >= MIN_ANCHOR {
+                    set.add(
+                        fragment[..fragment.len().min(BASE64_ANCHOR)].to_vec(),
+                        Some(align),
+                        target,
+                    );
+                }
+            }
+        }
+    }
+    set
 }
 
 /// Orders candidates by start and drops any that lies inside another of

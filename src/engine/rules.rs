@@ -355,11 +355,6 @@ impl RuleSet {
     pub fn get(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.id == id)
     }
-
-    /// Keeps only the rules whose id is listed.
-    pub fn retain_ids(&mut self, ids: &[String]) {
-        self.rules.retain(|r| ids.iter().any(|id| *id == r.id));
-    }
 }
 
 #[cfg(test)]

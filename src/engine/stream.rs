@@ -70,6 +70,11 @@ impl<'e> Stream<'e> {
     /// Scans what is left and makes the stream ready for the next input.
     pub fn finish(&mut self, out: &mut Vec<Finding>) {
         self.scan(true, out);
+        self.reset();
+    }
+
+    /// Forgets the current input without scanning the rest of it.
+    pub fn reset(&mut self) {
         self.filled = 0;
         self.base = 0;
         self.newlines_before_base = 0;

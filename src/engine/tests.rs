@@ -236,3 +236,18 @@ fn deployment_prefix_finds_other_prefix() {
         vec!["keyward.secret-key@1:1 high"]
     );
 }
+
+#[test]
+fn shipped_rules_need_one_automaton_per_anchor_kind() {
+    let engine = engine(false);
+    let groups: Vec<(usize, usize)> = engine
+        .searchers
+        .iter()
+        .map(|s| (s.automaton.patterns_len(), s.automaton.min_pattern_len()))
+        .collect();
+    assert!(engine.searchers.len() <= 5, "{groups:?}");
+    assert!(engine
+        .searchers
+        .iter()
+        .all(|s| s.patterns.len() <= SIMD_LIMIT));
+}

@@ -1,0 +1,77 @@
+//! Command-line interface: clap definitions and the dispatch to each
+//! command. Exit codes follow scanners' convention: 0 clean, 1 findings,
+//! 2 error.
+
+mod output;
+mod rules;
+mod scan;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "keyward",
+    version,
+    about = "API keys that hunt for their own leaks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Scan files, directories or stdin (`-`) for secrets.
+    Scan(scan::ScanArgs),
+    /// List the token rules or check them against their examples.
+    Rules {
+        #[command(subcommand)]
+        command: rules::RulesCommand,
+    },
+}
+
+/// Options that pick the rule set, shared by `scan` and `rules`.
+#[derive(clap::Args, Clone, Default)]
+pub struct RuleArgs {
+    /// Deployment prefix of keyward tokens to look for besides `kw` (repeatable).
+    #[arg(long = "prefix", env = "KEYWARD_PREFIX", value_delimiter = ',')]
+    pub prefixes: Vec<String>,
+    /// Extra rule files, or directories of `*.toml` rule files (repeatable).
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rule_paths: Vec<PathBuf>,
+    /// Configuration file (default: ./keyward.toml when present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+pub const EXIT_CLEAN: u8 = 0;
+pub const EXIT_FINDINGS: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(args) => scan::run(args),
+        Command::Rules { command } => rules::run(command),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("keyward: error: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+impl From<RuleArgs> for keyward::config::RuleSources {
+    fn from(args: RuleArgs) -> Self {
+        keyward::config::RuleSources {
+            prefixes: args.prefixes,
+            rule_paths: args.rule_paths,
+            config: args.config,
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Report formats: human text, JSON, JSON Lines and SARIF 2.1.0.
+//!
+//! Every format shows the redacted form; the plaintext appears only when
+//! the user asked for it with `--show-secrets`.
+
+use std::io::Write;
+
+use serde_json::{json, Value};
+
+use keyward::engine::{Engine, Finding, Rule};
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Jsonl,
+    Sarif,
+}
+
+/// A finding and the path it was found in, as shown to the user.
+pub struct Reported {
+    pub path: String,
+    pub finding: Finding,
+}
+
+pub fn write(
+    format: Format,
+    out: &mut impl Write,
+    found: &[Reported],
+    engine: &Engine,
+    secrets: bool,
+    color: bool,
+) -> std::io::Result<()> {
+    match format {
+        Format::Text => text(out, found, engine, secrets, color),
+        Format::Json => {
+            let rows: Vec<Value> = found
+                .iter()
+                .map(|r| finding_json(r, engine, secrets))
+                .collect();
+            serde_json::to_writer_pretty(&mut *out, &rows)?;
+            writeln!(out)
+        }
+        Format::Jsonl => {
+            for r in found {
+                serde_json::to_writer(&mut *out, &finding_json(r, engine, secrets))?;
+                writeln!(out)?;
+            }
+            Ok(())
+        }
+        Format::Sarif => {
+            serde_json::to_writer_pretty(&mut *out, &sarif(found, engine, secrets))?;
+            writeln!(out)
+        }
+    }
+}
+
+fn text(
+    out: &mut impl Write,
+    found: &[Reported],
+    engine: &Engine,
+    secrets: bool,
+    color: bool,
+) -> std::io::Result<()> {
+    let paint = |code: &str, s: &str| {
+        if color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    };
+    for r in found {
+        let f = &r.finding;
+        let rule = engine.rule(f.rule);
+        write!(
+            out,
+            "{}:{}:{}: {} {} ({}, {}{})",
+            paint("35", &r.path),
+            f.line,
+            f.column,
+            paint("1;31", &rule.name),
+            paint("33", &f.redacted),
+            f.confidence,
+            rule.severity.as_str(),
+            if f.encoding == keyward::engine::Encoding::Base64 {
+                ", base64"
+            } else {
+                ""
+            }
+        )?;
+        if secrets {
+            write!(out, " {}", f.secret.expose())?;
+        }
+        writeln!(out, " id={}", f.finding_id)?;
+    }
+    Ok(())
+}
+
+fn finding_json(r: &Reported, engine: &Engine, secrets: bool) -> Value {
+    let f = &r.finding;
+    let rule = engine.rule(f.rule);
+    let mut v = json!({
+        "rule_id": f.rule_id,
+        "rule_name": rule.name,
+        "severity": rule.severity.as_str(),
+        "path": r.path,
+        "line": f.line,
+        "column": f.column,
+        "start": f.start,
+        "end": f.end,
+        "redacted": f.redacted,
+        "confidence": f.confidence.as_str(),
+        "encoding": f.encoding.as_str(),
+        "publishable": rule.publishable,
+        "finding_id": f.finding_id,
+    });
+    if secrets {
+        v["secret"] = Value::String(f.secret.expose().to_string());
+    }
+    v
+}
+
+fn sarif(found: &[Reported], engine: &Engine, secrets: bool) -> Value {
+    let rules: Vec<Value> = engine.rules().rules().iter().map(sarif_rule).collect();
+    let results: Vec<Value> = found
+        .iter()
+        .map(|r| sarif_result(r, engine, secrets))
+        .collect();
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "keyward",
+                "version": env!("CARGO_PKG_VERSION"),
+                "semanticVersion": env!("CARGO_PKG_VERSION"),
+                "rules": rules,
+            }},
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }]
+    })
+}
+
+fn sarif_rule(rule: &Rule) -> Value {
+    let description = if rule.description.is_empty() {
+        &rule.name
+    } else {
+        &rule.description
+    };
+    json!({
+        "id": rule.id,
+        "name": rule.name.split(|c: char| !c.is_ascii_alphanumeric()).map(capitalise).collect::<String>(),
+        "shortDescription": {"text": rule.name},
+        "fullDescription": {"text": description},
+        "help": {"text": format!("{description} Revoke or rotate the credential, then remove it from the file and its history. Allowlist a false positive with a `keyward:allow` comment or its finding id in .keywardignore.")},
+        "defaultConfiguration": {"level": sarif_level(rule)},
+        "properties": {
+            "tags": ["security", "secret"],
+            "security-severity": security_severity(rule),
+            "precision": match rule.confidence { keyward::engine::Confidence::High => "very-high", keyward::engine::Confidence::Medium => "high", _ => "medium" },
+        },
+    })
+}
+
+fn capitalise(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
+}
+
+fn sarif_level(rule: &Rule) -> &'static str {
+    use keyward::engine::Severity::*;
+    match rule.severity {
+        Critical | High => "error",
+        Medium => "warning",
+        Low | Info => "note",
+    }
+}
+
+/// GitHub code scanning reads this as a CVSS-like score.
+fn security_severity(rule: &Rule) -> &'static str {
+    use keyward::engine::Severity::*;
+    match rule.severity {
+        Critical => "9.5",
+        High => "8.0",
+        Medium => "5.5",
+        Low => "3.0",
+        Info => "1.0",
+    }
+}
+
+fn sarif_result(r: &Reported, engine: &Engine, secrets: bool) -> Value {
+    let f = &r.finding;
+    let rule = engine.rule(f.rule);
+    let mut message = format!(
+        "{} {} found ({} confidence).",
+        rule.name, f.redacted, f.confidence
+    );
+    if secrets {
+        message.push_str(&format!(" Value: {}", f.secret.expose()));
+    }
+    json!({
+        "ruleId": f.rule_id,
+        "ruleIndex": f.rule,
+        "level": sarif_level(rule),
+        "message": {"text": message},
+        "locations": [{"physicalLocation": {
+            "artifactLocation": {"uri": sarif_uri(&r.path)},
+            "region": {"startLine": f.line, "startColumn": f.column, "byteOffset": f.start, "byteLength": f.end - f.start},
+        }}],
+        "partialFingerprints": {"keywardFindingId/v1": f.finding_id},
+    })
+}
+
+/// A relative URI reference with `/` separators and reserved bytes escaped.
+fn sarif_uri(path: &str) -> String {
+    let mut uri = String::with_capacity(path.len());
+    for b in path.replace('\\', "/").bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri
+}

@@ -1,0 +1,139 @@
+//! `keyward rules list` and `keyward rules check`.
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+
+use super::{RuleArgs, EXIT_CLEAN, EXIT_FINDINGS};
+use keyward::config::load_rules;
+use keyward::engine::{Engine, EngineOptions, Rule, RuleSet};
+
+#[derive(Subcommand)]
+pub enum RulesCommand {
+    /// Print every rule: id, prefixes, body shape, checksum, confidence, severity.
+    List {
+        #[command(flatten)]
+        rules: RuleArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every rule against its examples (must match) and negatives (must not).
+    Check {
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+}
+
+pub fn run(command: RulesCommand) -> Result<u8> {
+    match command {
+        RulesCommand::List { rules, json } => list(&load_rules(&rules.into())?, json),
+        RulesCommand::Check { rules } => check(load_rules(&rules.into())?),
+    }
+}
+
+fn list(rules: &RuleSet, json: bool) -> Result<u8> {
+    if json {
+        let rows: Vec<_> = rules.rules().iter().map(rule_json).collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(EXIT_CLEAN);
+    }
+    println!(
+        "{:<30} {:<9} {:<10} {:<22} PREFIXES",
+        "ID", "SEVERITY", "CONFIDENCE", "CHECKSUM"
+    );
+    for r in rules.rules() {
+        println!(
+            "{:<30} {:<9} {:<10} {:<22} {}",
+            r.id,
+            r.severity.as_str(),
+            r.confidence.as_str(),
+            checksum_name(r),
+            r.prefixes.join(" ")
+        );
+    }
+    Ok(EXIT_CLEAN)
+}
+
+fn checksum_name(rule: &Rule) -> &'static str {
+    match rule.checksum {
+        keyward::engine::ChecksumKind::None => "none",
+        keyward::engine::ChecksumKind::Crc32Base62Random => "crc32-base62-random",
+        keyward::engine::ChecksumKind::Crc32Base62All => "crc32-base62-all",
+    }
+}
+
+fn rule_json(r: &Rule) -> serde_json::Value {
+    serde_json::json!({
+        "id": r.id,
+        "name": r.name,
+        "description": r.description,
+        "prefixes": r.prefixes,
+        "charset": r.charset.spec(),
+        "min_length": r.min_len,
+        "max_length": r.max_len,
+        "pattern": r.pattern.as_ref().map(|p| p.as_str().to_string()),
+        "checksum": checksum_name(r),
+        "confidence": r.confidence.as_str(),
+        "severity": r.severity.as_str(),
+        "publishable": r.publishable,
+        "examples": r.examples.len(),
+        "negatives": r.negatives.len(),
+    })
+}
+
+fn check(rules: RuleSet) -> Result<u8> {
+    let engine =
+        Engine::new(rules.clone(), EngineOptions::default()).context("building the engine")?;
+    let mut failures = 0;
+    for rule in rules
+        .rules()
+        .iter()
+        .filter(|r| !r.examples.is_empty() || !r.negatives.is_empty() || !r.own_format)
+    {
+        let problems = check_rule(&engine, rule);
+        if problems.is_empty() {
+            println!(
+                "ok    {:<30} {} examples, {} negatives",
+                rule.id,
+                rule.examples.len(),
+                rule.negatives.len()
+            );
+        } else {
+            failures += 1;
+            println!("FAIL  {}", rule.id);
+            for p in problems {
+                println!("      {p}");
+            }
+        }
+    }
+    println!("{} rules checked, {failures} failed", rules.rules().len());
+    Ok(if failures == 0 {
+        EXIT_CLEAN
+    } else {
+        EXIT_FINDINGS
+    })
+}
+
+fn check_rule(engine: &Engine, rule: &Rule) -> Vec<String> {
+    let matches = |text: &str| {
+        engine
+            .scan_bytes(text.as_bytes())
+            .iter()
+            .any(|f| f.rule_id == rule.id && f.confidence.is_valid())
+    };
+    let mut problems = Vec::new();
+    if rule.examples.is_empty() || rule.negatives.is_empty() {
+        problems.push("a rule needs at least one example and one negative".to_string());
+    }
+    for (i, example) in rule.examples.iter().enumerate() {
+        if !matches(example) {
+            problems.push(format!("example {} does not match: {example:?}", i + 1));
+        }
+    }
+    for (i, negative) in rule.negatives.iter().enumerate() {
+        if matches(negative) {
+            problems.push(format!("negative {} matches: {negative:?}", i + 1));
+        }
+    }
+    problems
+}
