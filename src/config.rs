@@ -1,7 +1,10 @@
 //! Configuration: `keyward.toml`, overridden by environment variables, in
-//! turn overridden by flags. Only what the scanner needs so far: the
-//! deployment token prefix and extra rule files.
+//! turn overridden by flags: the deployment token prefix, the scanner's
+//! extra rules, and the server's data directory, database, listen address,
+//! pepper and scope catalog.
 
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -27,12 +30,32 @@ pub enum ConfigError {
     },
     #[error(transparent)]
     Rules(#[from] RuleError),
+    #[error("pepper: {0}")]
+    Pepper(String),
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Deployment prefix of issued tokens (`kw` when unset).
     pub prefix: Option<String>,
+    /// Where `serve` keeps its SQLite database and generated pepper.
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://…` to use PostgreSQL instead of the embedded SQLite.
+    pub database_url: Option<String>,
+    /// Address `serve` listens on.
+    pub listen: Option<String>,
+    /// A file holding the pepper (hex). Default: `<data_dir>/pepper`.
+    pub pepper_file: Option<PathBuf>,
+    /// The scope catalog: product -> actions, e.g. `analytics = ["read"]`.
+    #[serde(default)]
+    pub scopes: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub scan: ScanConfig,
 }
@@ -115,4 +138,119 @@ fn add_rule_path(rules: &mut RuleSet, path: &Path) -> Result<(), ConfigError> {
         rules.add_toml(&file.display().to_string(), &text)?;
     }
     Ok(())
+}
+
+/// Where the server's data lives, resolved from flags, environment, the
+/// config file and defaults, in that order.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub listen: String,
+    pub prefix: String,
+    pub pepper_file: PathBuf,
+}
+
+pub const DEFAULT_DATA_DIR: &str = "keyward-data";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const PEPPER_FILE: &str = "pepper";
+const DATABASE_FILE: &str = "keyward.db";
+
+impl ServerSettings {
+    /// `data_dir` and `listen` come from flags (already merged with their
+    /// environment variables by the caller) or the config file.
+    pub fn resolve(
+        config: &Config,
+        data_dir: Option<PathBuf>,
+        listen: Option<String>,
+    ) -> ServerSettings {
+        let data_dir = data_dir
+            .or_else(|| config.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = env_nonempty("DATABASE_URL")
+            .or_else(|| config.database_url.clone())
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join(DATABASE_FILE).display()));
+        ServerSettings {
+            pepper_file: config
+                .pepper_file
+                .clone()
+                .unwrap_or_else(|| data_dir.join(PEPPER_FILE)),
+            listen: listen
+                .or_else(|| config.listen.clone())
+                .unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            prefix: env_nonempty("KEYWARD_PREFIX")
+                .or_else(|| config.prefix.clone())
+                .unwrap_or_else(|| crate::keys::token::DEFAULT_PREFIX.to_string()),
+            data_dir,
+            database_url,
+        }
+    }
+
+    /// The database URL without any password, for logs and messages.
+    pub fn database_url_for_display(&self) -> String {
+        match (self.database_url.find("://"), self.database_url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let credentials = &self.database_url[scheme + 3..at];
+                let user = credentials.split(':').next().unwrap_or("");
+                format!(
+                    "{}{user}:***{}",
+                    &self.database_url[..scheme + 3],
+                    &self.database_url[at..]
+                )
+            }
+            _ => self.database_url.clone(),
+        }
+    }
+
+    /// The pepper: `KEYWARD_PEPPER` (hex), else the pepper file, else a new
+    /// random one written to the pepper file with mode 0600.
+    pub fn pepper(&self) -> Result<Vec<u8>, ConfigError> {
+        if let Some(hex_text) = env_nonempty("KEYWARD_PEPPER") {
+            return decode_pepper(&hex_text);
+        }
+        match std::fs::read_to_string(&self.pepper_file) {
+            Ok(text) => decode_pepper(text.trim()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.create_pepper(),
+            Err(source) => Err(ConfigError::Read {
+                path: self.pepper_file.clone(),
+                source,
+            }),
+        }
+    }
+
+    fn create_pepper(&self) -> Result<Vec<u8>, ConfigError> {
+        let write_error = |source| ConfigError::Write {
+            path: self.pepper_file.clone(),
+            source,
+        };
+        if let Some(parent) = self.pepper_file.parent() {
+            std::fs::create_dir_all(parent).map_err(write_error)?;
+        }
+        let mut bytes = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&self.pepper_file).map_err(write_error)?;
+        file.write_all(hex::encode(bytes).as_bytes())
+            .map_err(write_error)?;
+        file.sync_all().map_err(write_error)?;
+        Ok(bytes.to_vec())
+    }
+}
+
+fn decode_pepper(hex_text: &str) -> Result<Vec<u8>, ConfigError> {
+    let bytes = hex::decode(hex_text).map_err(|_| ConfigError::Pepper("must be hex".into()))?;
+    if bytes.len() < crate::keys::fingerprint::MIN_PEPPER_LEN {
+        return Err(ConfigError::Pepper(format!(
+            "must be at least {} bytes",
+            crate::keys::fingerprint::MIN_PEPPER_LEN
+        )));
+    }
+    Ok(bytes)
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }

@@ -8,4 +8,7 @@
 pub mod config;
 pub mod engine;
 pub mod keys;
+pub mod server;
+pub mod service;
 pub mod sources;
+pub mod store;

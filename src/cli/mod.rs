@@ -2,9 +2,11 @@
 //! command. Exit codes follow scanners' convention: 0 clean, 1 findings,
 //! 2 error.
 
+mod client;
 mod output;
 mod rules;
 mod scan;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +33,25 @@ enum Command {
         #[command(subcommand)]
         command: rules::RulesCommand,
     },
+    /// Run the key service: REST API, verify, leak response.
+    Serve(serve::ServeArgs),
+    /// Create the store, an owner, a first project and a bootstrap admin key.
+    Init(serve::InitArgs),
+    /// Manage keys through a running server.
+    Keys {
+        #[command(subcommand)]
+        command: client::KeysCommand,
+    },
+    /// Manage projects through a running server.
+    Projects {
+        #[command(subcommand)]
+        command: client::ProjectsCommand,
+    },
+    /// Check the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: serve::AuditCommand,
+    },
 }
 
 /// Options that pick the rule set, shared by `scan` and `rules`.
@@ -56,6 +77,11 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(args) => scan::run(args),
         Command::Rules { command } => rules::run(command),
+        Command::Serve(args) => serve::serve(args),
+        Command::Init(args) => serve::init(args),
+        Command::Keys { command } => client::keys(command),
+        Command::Projects { command } => client::projects(command),
+        Command::Audit { command } => serve::audit(command),
     };
     match result {
         Ok(code) => ExitCode::from(code),

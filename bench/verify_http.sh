@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# HTTP verify under load: `keyward serve` on loopback, one hot key, wrk
+# posting verify requests. Runs on SQLite, then on PostgreSQL when
+# DATABASE_URL is set. Server and load generator share the machine's cores.
+#
+#   bench/verify_http.sh [SECONDS] [CONNECTIONS]      (needs: apt-get install wrk)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_RUN=${1:-15}
+CONNECTIONS=${2:-64}
+cargo build --release --quiet
+KW=$PWD/target/release/keyward
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+run() {
+  local label=$1 db_url=$2
+  local data=$WORK/$label
+  mkdir -p "$data"
+  DATABASE_URL=$db_url "$KW" serve --listen 127.0.0.1:0 --data-dir "$data" > "$data/out" 2> "$data/log" &
+  local pid=$!
+  for _ in $(seq 100); do grep -q "admin key" "$data/out" 2>/dev/null && break; sleep 0.1; done
+  local url admin project
+  url=$(sed -n 's/^keyward listening on //p' "$data/out")
+  admin=$(sed -n 's/^admin key (shown once, store it now): //p' "$data/out")
+  project=$(sed -n 's/^project: //p' "$data/out")
+  local token
+  token=$(curl -s -H "Authorization: Bearer $admin" -d '{"name":"hot","kind":"secret","mode":"live","scopes":["analytics:read"]}' \
+    "$url/v1/projects/$project/keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
+  cat > "$data/verify.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"key":"$token","scope":"analytics:read","mode":"live"}'
+LUA
+  curl -s -d "{\"key\":\"$token\"}" "$url/v1/keys/verify" | grep -q '"VALID"'
+  echo "### $label"
+  wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -s "$data/verify.lua" "$url/v1/keys/verify"
+  kill -TERM "$pid"; wait "$pid" || true
+}
+
+run sqlite ""
+if [ -n "${DATABASE_URL:-}" ]; then
+  db="kwbench_$(date +%s)"
+  psql "$DATABASE_URL" -qc "CREATE DATABASE $db" >/dev/null
+  run postgres "${DATABASE_URL%/*}/$db"
+  psql "$DATABASE_URL" -qc "DROP DATABASE $db" >/dev/null
+fi

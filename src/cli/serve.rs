@@ -1,0 +1,231 @@
+//! `keyward serve`, `keyward init` and `keyward audit verify`: the commands
+//! that open the store themselves.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::{EXIT_CLEAN, EXIT_FINDINGS};
+use keyward::config::{Config, ServerSettings};
+use keyward::keys::fingerprint::Fingerprinter;
+use keyward::keys::scopes::Catalog;
+use keyward::server::{app, AppState};
+use keyward::service::KeyService;
+
+/// How often verify counts reach the database.
+const USAGE_FLUSH: Duration = Duration::from_secs(1);
+
+#[derive(clap::Args, Clone)]
+pub struct StoreArgs {
+    /// Data directory (SQLite database and generated pepper).
+    #[arg(long, env = "KEYWARD_DATA")]
+    data_dir: Option<PathBuf>,
+    /// Configuration file (default: ./keyward.toml when present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "KEYWARD_LISTEN")]
+    listen: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Email of the owner user to create.
+    #[arg(long, default_value = "owner@localhost")]
+    owner_email: String,
+    /// Name of the first project.
+    #[arg(long, default_value = "default")]
+    project_name: String,
+    /// Print `{"project_id", "admin_key", "owner"}` as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Opened {
+    service: Arc<KeyService>,
+    settings: ServerSettings,
+}
+
+async fn open(args: &StoreArgs, listen: Option<String>) -> Result<Opened> {
+    let config = Config::load(args.config.as_deref())?;
+    let settings = ServerSettings::resolve(&config, args.data_dir.clone(), listen);
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    let pepper = settings.pepper()?;
+    let catalog = if config.scopes.is_empty() {
+        Catalog::default()
+    } else {
+        Catalog::with_products(&config.scopes)?
+    };
+    let store = keyward::store::Store::open(&settings.database_url)
+        .await
+        .context("opening the database")?;
+    let service = KeyService::new(
+        store,
+        Fingerprinter::new(&pepper)?,
+        catalog,
+        &settings.prefix,
+    )?;
+    Ok(Opened {
+        service: Arc::new(service),
+        settings,
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub fn init(args: InitArgs) -> Result<u8> {
+    runtime()?.block_on(async {
+        let opened = open(&args.store, None).await?;
+        if opened.service.store().user_count().await? > 0 {
+            bail!("{} is already initialised", opened.settings.database_url_for_display());
+        }
+        let (project, issued, _) = opened.service.bootstrap(&args.owner_email, &args.project_name).await?;
+        if args.json {
+            let out = serde_json::json!({"project_id": project.id, "admin_key": issued.secret.expose(), "owner": args.owner_email});
+            println!("{out}");
+        } else {
+            println!("project: {}", project.id);
+            println!("owner: {}", args.owner_email);
+            println!("admin key (shown once, store it now): {}", issued.secret.expose());
+        }
+        opened.service.store().close().await;
+        Ok(EXIT_CLEAN)
+    })
+}
+
+pub fn serve(args: ServeArgs) -> Result<u8> {
+    init_tracing();
+    runtime()?.block_on(async {
+        let opened = open(&args.store, args.listen.clone()).await?;
+        let service = opened.service.clone();
+        let bootstrap = if service.store().user_count().await? == 0 {
+            Some(service.bootstrap("owner@localhost", "default").await?)
+        } else {
+            None
+        };
+        let listener = tokio::net::TcpListener::bind(&opened.settings.listen)
+            .await
+            .with_context(|| format!("listening on {}", opened.settings.listen))?;
+        println!("keyward listening on http://{}", listener.local_addr()?);
+        if let Some((project, issued, _)) = &bootstrap {
+            println!("project: {}", project.id);
+            println!(
+                "admin key (shown once, store it now): {}",
+                issued.secret.expose()
+            );
+        }
+        tracing::info!(database = %opened.settings.database_url_for_display(), "serving");
+        let flusher = tokio::spawn(flush_usage_forever(service.clone()));
+        let router = app(AppState {
+            service: service.clone(),
+        });
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+        flusher.abort();
+        service
+            .verifier()
+            .flush_usage()
+            .await
+            .context("flushing usage counters")?;
+        service.store().close().await;
+        tracing::info!("stopped");
+        Ok(EXIT_CLEAN)
+    })
+}
+
+async fn flush_usage_forever(service: Arc<KeyService>) {
+    let mut tick = tokio::time::interval(USAGE_FLUSH);
+    loop {
+        tick.tick().await;
+        if let Err(e) = service.verifier().flush_usage().await {
+            tracing::warn!(error = %e, "usage flush failed; counts are kept for the next one");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// Logs go to stderr; `RUST_LOG` filters them, `KEYWARD_LOG_FORMAT=json`
+/// makes them JSON lines.
+fn init_tracing() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if std::env::var("KEYWARD_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[derive(clap::Subcommand)]
+pub enum AuditCommand {
+    /// Walk the audit hash chain and report the first broken link.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+pub fn audit(command: AuditCommand) -> Result<u8> {
+    let AuditCommand::Verify { store } = command;
+    runtime()?.block_on(async {
+        let opened = open(&store, None).await?;
+        let (checked, broken) = opened.service.store().verify_audit_chain().await?;
+        opened.service.store().close().await;
+        match broken {
+            None => {
+                println!("audit chain intact: {checked} events");
+                Ok(EXIT_CLEAN)
+            }
+            Some(b) => {
+                println!(
+                    "audit chain broken at event {}: {} ({checked} events before it are intact)",
+                    b.seq, b.problem
+                );
+                Ok(EXIT_FINDINGS)
+            }
+        }
+    })
+}

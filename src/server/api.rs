@@ -1,0 +1,334 @@
+//! REST handlers: parse, call the key service, shape the JSON. The
+//! plaintext of a key appears only in the responses that create one.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sha2::{Digest, Sha256};
+
+use super::dto::*;
+use super::{AppError, AppState, Authed, JsonBody};
+use crate::service::NewKey;
+use crate::store::{now_ms, KeyUpdate, RevokeReason};
+
+/// Most audit events one listing returns.
+const AUDIT_LIMIT: i64 = 10_000;
+
+#[utoipa::path(post, path = "/v1/projects", request_body = CreateProject,
+    responses((status = 201, body = ProjectCreated), (status = 403, description = "missing projects:admin")))]
+pub async fn create_project(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    JsonBody(body): JsonBody<CreateProject>,
+) -> Result<Response, AppError> {
+    let (project, issued) = s.service.create_project(&caller, &body.name).await?;
+    let created = ProjectCreated {
+        project: ProjectView::from(&project),
+        default_key: KeyView::new(&issued.key, now_ms()),
+        secret: issued.secret.into_string(),
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/projects", responses((status = 200, body = ProjectList)))]
+pub async fn list_projects(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Json<ProjectList>, AppError> {
+    let projects = s.service.projects(&caller).await?;
+    Ok(Json(ProjectList {
+        projects: projects.iter().map(ProjectView::from).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/projects/{project_id}", responses((status = 200, body = ProjectView), (status = 404)))]
+pub async fn get_project(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(project_id): Path<String>,
+) -> Result<Json<ProjectView>, AppError> {
+    Ok(Json(ProjectView::from(
+        &s.service.project(&caller, &project_id).await?,
+    )))
+}
+
+#[utoipa::path(post, path = "/v1/projects/{project_id}/keys", request_body = CreateKey,
+    responses((status = 201, body = KeyIssued), (status = 409, description = "name taken"), (status = 422, description = "invalid name, scope or expiry")))]
+pub async fn create_key(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(project_id): Path<String>,
+    JsonBody(body): JsonBody<CreateKey>,
+) -> Result<Response, AppError> {
+    let new = NewKey {
+        name: body.name,
+        description: body.description,
+        kind: body.kind,
+        mode: body.mode,
+        scopes: body.scopes,
+        expires_at: body
+            .expires_at
+            .map(|t| t.to_ms())
+            .transpose()
+            .map_err(AppError::invalid)?,
+        owner_user_id: body.owner_user_id,
+    };
+    let issued = s.service.create_key(&caller, &project_id, new).await?;
+    let body = KeyIssued {
+        key: KeyView::new(&issued.key, now_ms()),
+        secret: issued.secret.into_string(),
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/projects/{project_id}/keys", responses((status = 200, body = KeyList)))]
+pub async fn list_keys(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(project_id): Path<String>,
+) -> Result<Json<KeyList>, AppError> {
+    let keys = s.service.list_keys(&caller, &project_id).await?;
+    let now = now_ms();
+    Ok(Json(KeyList {
+        keys: keys.iter().map(|k| KeyView::new(k, now)).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/keys/{key_id}", responses((status = 200, body = KeyView), (status = 404)))]
+pub async fn get_key(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(key_id): Path<String>,
+) -> Result<Json<KeyView>, AppError> {
+    Ok(Json(KeyView::new(
+        &s.service.get_key(&caller, &key_id).await?,
+        now_ms(),
+    )))
+}
+
+#[utoipa::path(patch, path = "/v1/keys/{key_id}", request_body = UpdateKey, responses((status = 200, body = KeyView)))]
+pub async fn update_key(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(key_id): Path<String>,
+    JsonBody(body): JsonBody<UpdateKey>,
+) -> Result<Json<KeyView>, AppError> {
+    let expires_at = match body.expires_at {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(t)) => Some(Some(t.to_ms().map_err(AppError::invalid)?)),
+    };
+    let update = KeyUpdate {
+        name: body.name,
+        description: body.description,
+        scopes: body.scopes,
+        expires_at,
+    };
+    Ok(Json(KeyView::new(
+        &s.service.update_key(&caller, &key_id, update).await?,
+        now_ms(),
+    )))
+}
+
+#[utoipa::path(post, path = "/v1/keys/{key_id}/revoke", request_body = RevokeKey,
+    responses((status = 200, body = KeyEnvelope), (status = 409, description = "the default key")))]
+pub async fn revoke_key(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(key_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<KeyEnvelope>, AppError> {
+    let body: RevokeKey = optional_json(&body)?;
+    let key = s
+        .service
+        .revoke_key(
+            &caller,
+            &key_id,
+            body.reason.unwrap_or(RevokeReason::Manual),
+        )
+        .await?;
+    Ok(Json(KeyEnvelope {
+        key: KeyView::new(&key, now_ms()),
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/keys/{key_id}/rotate", request_body = RotateKey, responses((status = 201, body = KeyRotated)))]
+pub async fn rotate_key(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(key_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let body: RotateKey = optional_json(&body)?;
+    let issued = s
+        .service
+        .rotate_key(&caller, &key_id, body.overlap_seconds)
+        .await?;
+    let now = now_ms();
+    let old = s.service.get_key(&caller, &key_id).await?;
+    let rotated = KeyRotated {
+        key: KeyView::new(&issued.key, now),
+        secret: issued.secret.into_string(),
+        rotated_key: KeyView::new(&old, now),
+    };
+    Ok((StatusCode::CREATED, Json(rotated)).into_response())
+}
+
+/// Revoke and rotate take an optional body: empty means defaults.
+fn optional_json<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, AppError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    super::parse_json(bytes)
+}
+
+#[utoipa::path(post, path = "/v1/keys/verify", request_body = VerifyRequest,
+    responses((status = 200, body = VerifyResponse, description = "always 200; `code` says why a key is not valid")))]
+pub async fn verify(
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody<VerifyRequest>,
+) -> Result<Json<VerifyResponse>, AppError> {
+    if let Some(scope) = body.scope.as_deref() {
+        if scope.is_empty() || scope.len() > 200 {
+            return Err(AppError::invalid("scope must be 1 to 200 characters"));
+        }
+    }
+    let verdict = s
+        .service
+        .verifier()
+        .verify(&body.key, body.scope.as_deref(), body.mode)
+        .await
+        .map_err(crate::service::ServiceError::Store)?;
+    let key = verdict.key.as_deref();
+    Ok(Json(VerifyResponse {
+        valid: verdict.valid(),
+        code: verdict.code,
+        key_id: key.map(|k| k.id.clone()),
+        project_id: key.map(|k| k.project_id.clone()),
+        mode: key.map(|k| k.mode),
+        scopes: key.map(|k| k.scopes.clone()),
+        expires_at: key.and_then(|k| k.expires_at).map(rfc3339),
+    }))
+}
+
+#[utoipa::path(put, path = "/v1/projects/{project_id}/entitlements/{product}", request_body = SetEntitlement, responses((status = 200, body = EntitlementView)))]
+pub async fn set_entitlement(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path((project_id, product)): Path<(String, String)>,
+    JsonBody(body): JsonBody<SetEntitlement>,
+) -> Result<Json<EntitlementView>, AppError> {
+    let e = s
+        .service
+        .set_entitlement(&caller, &project_id, &product, body.state)
+        .await?;
+    Ok(Json(EntitlementView::from(&e)))
+}
+
+#[utoipa::path(get, path = "/v1/projects/{project_id}/entitlements", responses((status = 200, body = EntitlementList)))]
+pub async fn list_entitlements(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(project_id): Path<String>,
+) -> Result<Json<EntitlementList>, AppError> {
+    let list = s.service.entitlements(&caller, &project_id).await?;
+    Ok(Json(EntitlementList {
+        entitlements: list.iter().map(EntitlementView::from).collect(),
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/projects/{project_id}/members", request_body = AddMember, responses((status = 201, body = MemberView)))]
+pub async fn add_member(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(project_id): Path<String>,
+    JsonBody(body): JsonBody<AddMember>,
+) -> Result<Response, AppError> {
+    let member = s
+        .service
+        .add_member(&caller, &project_id, &body.email, body.role)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"member": MemberView::from(&member)})),
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/v1/projects/{project_id}/members", responses((status = 200, body = MemberList)))]
+pub async fn list_members(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(project_id): Path<String>,
+) -> Result<Json<MemberList>, AppError> {
+    let members = s.service.members(&caller, &project_id).await?;
+    Ok(Json(MemberList {
+        members: members.iter().map(MemberView::from).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/projects/{project_id}/audit", responses((status = 200, body = AuditList)))]
+pub async fn audit(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(project_id): Path<String>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<AuditList>, AppError> {
+    let limit = q.limit.unwrap_or(AUDIT_LIMIT).clamp(1, AUDIT_LIMIT);
+    let events = s
+        .service
+        .audit_events(&caller, &project_id, q.action.as_deref(), limit)
+        .await?;
+    Ok(Json(AuditList {
+        events: events.iter().map(AuditView::from).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/projects/{project_id}/audit/export",
+    responses((status = 200, description = "JSON Lines, one event per line; X-Content-SHA256 is the hex SHA-256 of the body", content_type = "application/x-ndjson")))]
+pub async fn audit_export(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(project_id): Path<String>,
+) -> Result<Response, AppError> {
+    let events = s
+        .service
+        .audit_events(&caller, &project_id, None, i64::MAX)
+        .await?;
+    let mut body = String::new();
+    for e in &events {
+        body.push_str(&serde_json::to_string(&AuditView::from(e)).expect("audit events serialise"));
+        body.push('\n');
+    }
+    let digest = hex::encode(Sha256::digest(body.as_bytes()));
+    let disposition = format!("attachment; filename=\"audit-{project_id}.jsonl\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
+            (header::HeaderName::from_static("x-content-sha256"), digest),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub async fn readyz(State(s): State<AppState>) -> Result<&'static str, AppError> {
+    s.service.store().ping().await.map_err(|_| {
+        AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the database does not answer",
+        )
+    })?;
+    Ok("ready")
+}
+
+pub async fn not_found() -> AppError {
+    AppError::not_found("route")
+}

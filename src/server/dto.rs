@@ -1,0 +1,365 @@
+//! The JSON shapes of the API, kept apart from the store's rows so the
+//! wire contract changes only on purpose. Times are RFC 3339 (UTC).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::keys::token::{Kind, Mode};
+use crate::service::VerifyCode;
+use crate::store::{
+    ApiKey, AuditEvent, Entitlement, EntitlementState, Member, Project, RevokeReason, Role,
+};
+
+/// Keys this close to expiry show as `expiring`.
+const EXPIRING_WITHIN_MS: i64 = 7 * 86_400_000;
+
+pub fn rfc3339(ms: i64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+fn opt_rfc3339(ms: Option<i64>) -> Option<String> {
+    ms.map(rfc3339)
+}
+
+/// A time given as RFC 3339 text or as Unix seconds.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum TimeInput {
+    Text(String),
+    UnixSeconds(i64),
+}
+
+impl TimeInput {
+    pub fn to_ms(&self) -> Result<i64, String> {
+        match self {
+            TimeInput::UnixSeconds(s) => s
+                .checked_mul(1000)
+                .ok_or_else(|| "time out of range".to_string()),
+            TimeInput::Text(t) => {
+                let time = humantime::parse_rfc3339_weak(t)
+                    .map_err(|e| format!("{t:?} is not an RFC 3339 time: {e}"))?;
+                let since = time
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_err(|_| "time before 1970".to_string())?;
+                i64::try_from(since.as_millis()).map_err(|_| "time out of range".to_string())
+            }
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyView {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub description: String,
+    /// `kw_sk_live_`: with last4, all that is ever shown of a token.
+    pub prefix: String,
+    pub last4: String,
+    #[schema(value_type = String, example = "secret")]
+    pub kind: Kind,
+    #[schema(value_type = String, example = "live")]
+    pub mode: Mode,
+    pub scopes: Vec<String>,
+    /// active, revoked, expired or expiring
+    pub status: &'static str,
+    /// Publishable keys are meant to be public and are never revoked as leaked.
+    pub public: bool,
+    pub is_default: bool,
+    pub created_at: String,
+    pub created_by: String,
+    pub owner_user_id: Option<String>,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub revoke_reason: Option<RevokeReason>,
+    pub rotated_from: Option<String>,
+}
+
+impl KeyView {
+    pub fn new(key: &ApiKey, now: i64) -> KeyView {
+        let status = if key.is_revoked_at(now) {
+            "revoked"
+        } else if key.is_expired_at(now) {
+            "expired"
+        } else if key.revoked_at.is_some()
+            || key.expires_at.is_some_and(|t| t - now < EXPIRING_WITHIN_MS)
+        {
+            "expiring"
+        } else {
+            "active"
+        };
+        KeyView {
+            id: key.id.clone(),
+            project_id: key.project_id.clone(),
+            name: key.name.clone(),
+            description: key.description.clone(),
+            prefix: key.display_prefix.clone(),
+            last4: key.last4.clone(),
+            kind: key.kind,
+            mode: key.mode,
+            scopes: key.scopes.clone(),
+            status,
+            public: key.kind == Kind::Publishable,
+            is_default: key.is_default,
+            created_at: rfc3339(key.created_at),
+            created_by: key.created_by.clone(),
+            owner_user_id: key.owner_user_id.clone(),
+            expires_at: opt_rfc3339(key.expires_at),
+            last_used_at: opt_rfc3339(key.last_used_at),
+            revoked_at: opt_rfc3339(key.revoked_at),
+            revoke_reason: key.revoke_reason,
+            rotated_from: key.rotated_from.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectView {
+    pub id: String,
+    pub name: String,
+    pub leak_policy: String,
+    pub created_at: String,
+}
+
+impl From<&Project> for ProjectView {
+    fn from(p: &Project) -> ProjectView {
+        ProjectView {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            leak_policy: p.leak_policy.clone(),
+            created_at: rfc3339(p.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateProject {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectCreated {
+    pub project: ProjectView,
+    pub default_key: KeyView,
+    /// The default key's token: shown in this response only.
+    pub secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectList {
+    pub projects: Vec<ProjectView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateKey {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "default_kind")]
+    #[schema(value_type = String, example = "secret")]
+    pub kind: Kind,
+    #[serde(default = "default_mode")]
+    #[schema(value_type = String, example = "live")]
+    pub mode: Mode,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub expires_at: Option<TimeInput>,
+    /// Another member to own the key; owners and admins only.
+    pub owner_user_id: Option<String>,
+}
+
+fn default_kind() -> Kind {
+    Kind::Secret
+}
+
+fn default_mode() -> Mode {
+    Mode::Live
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyIssued {
+    pub key: KeyView,
+    /// The plaintext token: shown in this response only, never again.
+    pub secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyRotated {
+    pub key: KeyView,
+    /// The new key's plaintext token, shown once.
+    pub secret: String,
+    /// The key being replaced, with when it stops working.
+    pub rotated_key: KeyView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<KeyView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyEnvelope {
+    pub key: KeyView,
+}
+
+/// Absent fields are left alone; `expires_at: null` removes the expiry.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateKey {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present_or_null")]
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<Option<TimeInput>>,
+}
+
+fn present_or_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<TimeInput>>, D::Error> {
+    Option::<TimeInput>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RevokeKey {
+    #[schema(value_type = Option<String>, example = "manual")]
+    pub reason: Option<RevokeReason>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RotateKey {
+    /// How long the old key keeps working; 0 or absent revokes it at once.
+    #[serde(default)]
+    pub overlap_seconds: u64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct VerifyRequest {
+    pub key: String,
+    pub scope: Option<String>,
+    #[schema(value_type = Option<String>, example = "live")]
+    pub mode: Option<Mode>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyResponse {
+    pub valid: bool,
+    pub code: VerifyCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub mode: Option<Mode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SetEntitlement {
+    #[schema(value_type = String, example = "enabled")]
+    pub state: EntitlementState,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntitlementView {
+    pub product: String,
+    #[schema(value_type = String)]
+    pub state: EntitlementState,
+    pub updated_at: String,
+}
+
+impl From<&Entitlement> for EntitlementView {
+    fn from(e: &Entitlement) -> EntitlementView {
+        EntitlementView {
+            product: e.product.clone(),
+            state: e.state,
+            updated_at: rfc3339(e.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntitlementList {
+    pub entitlements: Vec<EntitlementView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AddMember {
+    pub email: String,
+    #[schema(value_type = String, example = "member")]
+    pub role: Role,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberView {
+    pub user_id: String,
+    pub email: String,
+    #[schema(value_type = String)]
+    pub role: Role,
+}
+
+impl From<&Member> for MemberView {
+    fn from(m: &Member) -> MemberView {
+        MemberView {
+            user_id: m.user_id.clone(),
+            email: m.email.clone(),
+            role: m.role,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberList {
+    pub members: Vec<MemberView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditView {
+    pub seq: i64,
+    pub id: String,
+    pub project_id: Option<String>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub ip: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub created_at: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<&AuditEvent> for AuditView {
+    fn from(e: &AuditEvent) -> AuditView {
+        AuditView {
+            seq: e.seq,
+            id: e.id.clone(),
+            project_id: e.project_id.clone(),
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            target: e.target.clone(),
+            ip: e.ip.clone(),
+            data: e.data.clone(),
+            created_at: rfc3339(e.created_at),
+            prev_hash: e.prev_hash.clone(),
+            hash: e.hash.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditList {
+    pub events: Vec<AuditView>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    pub action: Option<String>,
+    pub limit: Option<i64>,
+}

@@ -1,0 +1,96 @@
+//! The one error type handlers return. It maps every failure to a status
+//! and a JSON body `{error: {code, message}}`, and never puts internals
+//! (SQL, paths, causes) in the body: those go to the log.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::service::{Denied, ServiceError};
+
+#[derive(Debug)]
+pub struct AppError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl AppError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> AppError {
+        AppError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn malformed(message: impl Into<String>) -> AppError {
+        AppError::new(StatusCode::BAD_REQUEST, "malformed", message)
+    }
+
+    pub fn invalid(message: impl Into<String>) -> AppError {
+        AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> AppError {
+        AppError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    }
+
+    pub fn too_large() -> AppError {
+        AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the request body is too large",
+        )
+    }
+
+    pub fn not_found(what: &str) -> AppError {
+        AppError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<Denied> for AppError {
+    fn from(denied: Denied) -> AppError {
+        let message = denied.to_string();
+        match denied {
+            Denied::Unauthenticated(_) => AppError::unauthenticated(message),
+            Denied::WrongMode => AppError::new(StatusCode::UNAUTHORIZED, "wrong_mode", message),
+            Denied::Publishable | Denied::Scope(_) | Denied::NotMember | Denied::Role => {
+                AppError::new(StatusCode::FORBIDDEN, "forbidden", message)
+            }
+            Denied::Unavailable => {
+                AppError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
+        }
+    }
+}
+
+impl From<ServiceError> for AppError {
+    fn from(e: ServiceError) -> AppError {
+        match e {
+            ServiceError::Invalid(m) => AppError::invalid(m),
+            ServiceError::NotFound(what) => AppError::not_found(what),
+            ServiceError::Conflict(m) => AppError::new(StatusCode::CONFLICT, "conflict", m),
+            ServiceError::Denied(d) => d.into(),
+            ServiceError::Store(e) => {
+                tracing::error!(error = %e, "store failure");
+                AppError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! HTTP: the REST API, verify and the OpenAPI document, as one
+//! `app(state) -> Router` that tests drive over a real listener.
+//!
+//! Handlers are thin: they parse, call the key service and shape JSON.
+//! Request bodies are read as bytes under a size limit and parsed here, so
+//! malformed JSON (400), wrong types (422) and oversized bodies (413) each
+//! get a clear error and change nothing.
+
+mod api;
+mod dto;
+mod error;
+mod openapi;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::routing::{get, post, put};
+use axum::Router;
+use serde::de::DeserializeOwned;
+
+pub use error::AppError;
+
+use crate::service::{Caller, KeyService};
+
+/// Largest request body the API reads: keys and projects are small.
+pub const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<KeyService>,
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/v1/projects",
+            post(api::create_project).get(api::list_projects),
+        )
+        .route("/v1/projects/{project_id}", get(api::get_project))
+        .route(
+            "/v1/projects/{project_id}/keys",
+            post(api::create_key).get(api::list_keys),
+        )
+        .route(
+            "/v1/projects/{project_id}/entitlements",
+            get(api::list_entitlements),
+        )
+        .route(
+            "/v1/projects/{project_id}/entitlements/{product}",
+            put(api::set_entitlement),
+        )
+        .route(
+            "/v1/projects/{project_id}/members",
+            post(api::add_member).get(api::list_members),
+        )
+        .route("/v1/projects/{project_id}/audit", get(api::audit))
+        .route(
+            "/v1/projects/{project_id}/audit/export",
+            get(api::audit_export),
+        )
+        .route("/v1/keys/verify", post(api::verify))
+        .route(
+            "/v1/keys/{key_id}",
+            get(api::get_key).patch(api::update_key),
+        )
+        .route("/v1/keys/{key_id}/revoke", post(api::revoke_key))
+        .route("/v1/keys/{key_id}/rotate", post(api::rotate_key))
+        .route("/v1/openapi.json", get(openapi::document))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .fallback(api::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// A JSON body parsed from raw bytes, whatever the content type says.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| AppError::too_large())?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    if bytes.is_empty() {
+        return Err(AppError::malformed("a JSON body is required"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => AppError::invalid(e.to_string()),
+        _ => AppError::malformed(format!("malformed JSON: {e}")),
+    })
+}
+
+/// The caller behind `Authorization: Bearer <key>`.
+pub struct Authed(pub Caller);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let token = header
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(|| AppError::unauthenticated("send Authorization: Bearer <keyward key>"))?;
+        let caller = state.service.authenticate(token).await?;
+        Ok(Authed(caller.with_ip(client_ip(parts))))
+    }
+}
+
+fn client_ip(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,245 @@
+//! The verify path, embeddable in any Rust service as [`Verifier`].
+//!
+//! Order of checks: format and checksum (no lookup), fingerprint lookup
+//! (cache, else store), revoked, expired, mode, scope, entitlement. A hot
+//! key costs no database read. Revocation cannot leave a stale "yes" in the
+//! cache: every change bumps an epoch and removes the entry, and a lookup
+//! that raced with a change does not cache what it read.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::keys::fingerprint::{Fingerprint, Fingerprinter};
+use crate::keys::scopes;
+use crate::keys::token::{self, Mode};
+use crate::store::{now_ms, ApiKey, EntitlementState, Store, StoreError, UsageDelta};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VerifyCode {
+    Valid,
+    Malformed,
+    NotFound,
+    Revoked,
+    Expired,
+    WrongMode,
+    InsufficientScope,
+    NotEntitled,
+}
+
+impl VerifyCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyCode::Valid => "VALID",
+            VerifyCode::Malformed => "MALFORMED",
+            VerifyCode::NotFound => "NOT_FOUND",
+            VerifyCode::Revoked => "REVOKED",
+            VerifyCode::Expired => "EXPIRED",
+            VerifyCode::WrongMode => "WRONG_MODE",
+            VerifyCode::InsufficientScope => "INSUFFICIENT_SCOPE",
+            VerifyCode::NotEntitled => "NOT_ENTITLED",
+        }
+    }
+}
+
+/// The answer to one verify. `key` is set whenever the token matched a
+/// stored key, valid or not.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub code: VerifyCode,
+    pub key: Option<Arc<ApiKey>>,
+}
+
+impl Verdict {
+    pub fn valid(&self) -> bool {
+        self.code == VerifyCode::Valid
+    }
+
+    fn bare(code: VerifyCode) -> Verdict {
+        Verdict { code, key: None }
+    }
+}
+
+#[derive(Default)]
+struct Usage {
+    /// (key id, day) -> (count, last used at)
+    counts: HashMap<(String, i64), (i64, i64)>,
+}
+
+pub struct Verifier {
+    store: Store,
+    fingerprinter: Fingerprinter,
+    keys: RwLock<HashMap<Fingerprint, Arc<ApiKey>>>,
+    entitlements: RwLock<HashMap<String, Arc<HashMap<String, EntitlementState>>>>,
+    /// Bumped on every change; a lookup caches only if it is unchanged.
+    epoch: AtomicU64,
+    usage: Mutex<Usage>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Verifier")
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+impl Verifier {
+    pub fn new(store: Store, fingerprinter: Fingerprinter) -> Verifier {
+        Verifier {
+            store,
+            fingerprinter,
+            keys: RwLock::default(),
+            entitlements: RwLock::default(),
+            epoch: AtomicU64::new(0),
+            usage: Mutex::default(),
+        }
+    }
+
+    pub fn fingerprinter(&self) -> &Fingerprinter {
+        &self.fingerprinter
+    }
+
+    /// Verifies a presented token, optionally for a scope and a mode.
+    pub async fn verify(
+        &self,
+        token: &str,
+        scope: Option<&str>,
+        mode: Option<Mode>,
+    ) -> Result<Verdict, StoreError> {
+        if token::parse(token).is_err() {
+            return Ok(Verdict::bare(VerifyCode::Malformed));
+        }
+        let Some(key) = self.lookup(token).await? else {
+            return Ok(Verdict::bare(VerifyCode::NotFound));
+        };
+        let now = now_ms();
+        let code = if key.is_revoked_at(now) {
+            VerifyCode::Revoked
+        } else if key.is_expired_at(now) {
+            VerifyCode::Expired
+        } else if mode.is_some_and(|m| m != key.mode) {
+            VerifyCode::WrongMode
+        } else if scope.is_some_and(|s| !scopes::allows(&key.scopes, s)) {
+            VerifyCode::InsufficientScope
+        } else if let Some(s) = scope.filter(|s| !s.is_empty()) {
+            if self
+                .entitled(&key.project_id, scopes::product_of(s))
+                .await?
+            {
+                VerifyCode::Valid
+            } else {
+                VerifyCode::NotEntitled
+            }
+        } else {
+            VerifyCode::Valid
+        };
+        if code == VerifyCode::Valid {
+            self.count_use(&key.id, now);
+        }
+        Ok(Verdict {
+            code,
+            key: Some(key),
+        })
+    }
+
+    /// The stored key a token belongs to, from the cache when hot.
+    pub async fn lookup(&self, token: &str) -> Result<Option<Arc<ApiKey>>, StoreError> {
+        let fingerprint = self.fingerprinter.fingerprint(token);
+        if let Some(key) = self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fingerprint)
+        {
+            return Ok(Some(key.clone()));
+        }
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let Some(key) = self.store.key_by_fingerprint(&fingerprint.to_hex()).await? else {
+            return Ok(None);
+        };
+        let key = Arc::new(key);
+        let mut cache = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            cache.insert(fingerprint, key.clone());
+        }
+        Ok(Some(key))
+    }
+
+    async fn entitled(&self, project_id: &str, product: &str) -> Result<bool, StoreError> {
+        let cached = self
+            .entitlements
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(project_id)
+            .cloned();
+        let states = match cached {
+            Some(states) => states,
+            None => {
+                let epoch = self.epoch.load(Ordering::Acquire);
+                let loaded: HashMap<String, EntitlementState> = self
+                    .store
+                    .entitlements(project_id)
+                    .await?
+                    .into_iter()
+                    .map(|e| (e.product, e.state))
+                    .collect();
+                let loaded = Arc::new(loaded);
+                let mut cache = self.entitlements.write().unwrap_or_else(|e| e.into_inner());
+                if self.epoch.load(Ordering::Acquire) == epoch {
+                    cache.insert(project_id.to_string(), loaded.clone());
+                }
+                loaded
+            }
+        };
+        // No row: the billing system has not restricted the product.
+        Ok(states.get(product).is_none_or(|s| s.grants_access()))
+    }
+
+    /// Forgets a key after a change, before the change is reported done.
+    pub fn invalidate_key(&self, fingerprint_hex: &str) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(fp) = Fingerprint::from_hex(fingerprint_hex) {
+            self.keys
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&fp);
+        }
+    }
+
+    pub fn invalidate_entitlements(&self, project_id: &str) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.entitlements
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(project_id);
+    }
+
+    fn count_use(&self, key_id: &str, now: i64) {
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = usage
+            .counts
+            .entry((key_id.to_string(), now / DAY_MS))
+            .or_insert((0, now));
+        entry.0 += 1;
+        entry.1 = entry.1.max(now);
+    }
+
+    /// Writes the counted uses to the store in one batch.
+    pub async fn flush_usage(&self) -> Result<usize, StoreError> {
+        let taken =
+            std::mem::take(&mut self.usage.lock().unwrap_or_else(|e| e.into_inner()).counts);
+        let batch: Vec<UsageDelta> = taken
+            .into_iter()
+            .map(|((key_id, day), (count, last_used_at))| UsageDelta {
+                key_id,
+                day,
+                count,
+                last_used_at,
+            })
+            .collect();
+        self.store.apply_usage(&batch).await?;
+        Ok(batch.len())
+    }
+}

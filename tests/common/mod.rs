@@ -1,0 +1,192 @@
+//! A real server on a loopback port, on SQLite in a temp dir or on a fresh
+//! PostgreSQL database, with a bootstrap admin key.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use keyward::keys::fingerprint::Fingerprinter;
+use keyward::keys::scopes::Catalog;
+use keyward::server::{app, AppState};
+use keyward::service::KeyService;
+use keyward::store::Store;
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Server {
+    pub base: String,
+    pub admin: String,
+    pub project: String,
+    pub service: Arc<KeyService>,
+    pub http: reqwest::Client,
+    pub sqlite_dir: Option<tempfile::TempDir>,
+    pub database_url: String,
+}
+
+/// A fresh, empty PostgreSQL database, or `None` (with a note) when
+/// `DATABASE_URL` is not set.
+pub async fn postgres_database() -> Option<String> {
+    let Ok(admin_url) = std::env::var("DATABASE_URL") else {
+        eprintln!("skipped: DATABASE_URL is not set, PostgreSQL not tested");
+        return None;
+    };
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("DATABASE_URL answers");
+    let name = format!(
+        "kwtest_{}",
+        ulid::Ulid::new().to_string().to_ascii_lowercase()
+    );
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url.as_str(), |(b, _)| b)
+        .to_string();
+    Some(format!("{base}/{name}"))
+}
+
+impl Server {
+    /// `None` when the backend is PostgreSQL and none is configured.
+    pub async fn start(backend: Backend) -> Option<Server> {
+        let (url, dir) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                (
+                    format!("sqlite://{}", dir.path().join("keyward.db").display()),
+                    Some(dir),
+                )
+            }
+            Backend::Postgres => (postgres_database().await?, None),
+        };
+        let store = Store::open(&url).await.expect("store opens");
+        let service = Arc::new(
+            KeyService::new(
+                store,
+                Fingerprinter::new(&[7u8; 32]).unwrap(),
+                Catalog::default(),
+                "kw",
+            )
+            .unwrap(),
+        );
+        let (project, issued, _) = service
+            .bootstrap("owner@example.com", "first")
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = app(AppState {
+            service: service.clone(),
+        });
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        Some(Server {
+            base: format!("http://{addr}"),
+            admin: issued.secret.expose().to_string(),
+            project: project.id,
+            service,
+            http: reqwest::Client::new(),
+            sqlite_dir: dir,
+            database_url: url,
+        })
+    }
+
+    /// A request with `token` as Bearer; returns status and JSON body.
+    pub async fn call(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", self.base),
+        );
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(Some(&self.admin), method, path, body).await
+    }
+
+    /// Creates a key in the first project; returns (id, secret).
+    pub async fn create_key(&self, body: Value) -> (String, String) {
+        let (status, created) = self
+            .admin(
+                "POST",
+                &format!("/v1/projects/{}/keys", self.project),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        (
+            created["key"]["id"].as_str().unwrap().to_string(),
+            created["secret"].as_str().unwrap().to_string(),
+        )
+    }
+
+    pub async fn verify(&self, body: Value) -> Value {
+        let (status, v) = self.call(None, "POST", "/v1/keys/verify", Some(body)).await;
+        assert_eq!(status, 200, "{v}");
+        v
+    }
+
+    pub async fn code(&self, key: &str, scope: Option<&str>, mode: Option<&str>) -> String {
+        let v = self
+            .verify(json!({"key": key, "scope": scope, "mode": mode}))
+            .await;
+        v["code"].as_str().unwrap().to_string()
+    }
+}
+
+/// Runs an async test body on both backends as two tests.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let server = common::Server::start(common::Backend::Sqlite)
+                    .await
+                    .unwrap();
+                ($body)(server).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(server) = common::Server::start(common::Backend::Postgres).await {
+                    ($body)(server).await;
+                }
+            }
+        }
+    };
+}

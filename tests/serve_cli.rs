@@ -1,0 +1,247 @@
+//! `keyward init`, `serve`, `keys`, `projects` and `audit verify` as a
+//! user runs them: the real binary, real files, real HTTP.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::{json, Value};
+
+fn keyward(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    cmd.args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("KEYWARD_PEPPER");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+struct Running {
+    child: Child,
+    url: String,
+    admin: String,
+    project: String,
+}
+
+/// `keyward serve` on a free port with trace logging; stderr goes to a file.
+fn serve(data: &Path, log: &Path) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "trace")
+        .env_remove("DATABASE_URL")
+        .env_remove("KEYWARD_PEPPER")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut url, mut admin, mut project) = (String::new(), String::new(), String::new());
+    while admin.is_empty() {
+        let line = lines
+            .next()
+            .expect("serve prints its URL and admin key")
+            .unwrap();
+        if let Some(u) = line.strip_prefix("keyward listening on ") {
+            url = u.to_string();
+        } else if let Some(k) = line.strip_prefix("admin key (shown once, store it now): ") {
+            admin = k.to_string();
+        } else if let Some(p) = line.strip_prefix("project: ") {
+            project = p.to_string();
+        }
+    }
+    Running {
+        child,
+        url,
+        admin,
+        project,
+    }
+}
+
+fn stop(mut running: Running) {
+    terminate(running.child.id());
+    let status = running.child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}
+
+fn terminate(pid: u32) {
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
+#[test]
+fn serve_never_logs_a_secret_even_at_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve.log");
+    let running = serve(&dir.path().join("data"), &log);
+    let client = reqwest::blocking::Client::new();
+    let created: Value = client
+        .post(format!("{}/v1/projects/{}/keys", running.url, running.project))
+        .bearer_auth(&running.admin)
+        .json(&json!({"name": "logged", "kind": "secret", "mode": "live", "scopes": ["analytics:read"]}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let secret = created["secret"].as_str().unwrap().to_string();
+    let verified: Value = client
+        .post(format!("{}/v1/keys/verify", running.url))
+        .json(&json!({"key": secret}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(verified["code"], "VALID");
+    let id = created["key"]["id"].as_str().unwrap();
+    let revoked = client
+        .post(format!("{}/v1/keys/{id}/revoke", running.url))
+        .bearer_auth(&running.admin)
+        .send()
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let admin = running.admin.clone();
+    stop(running);
+
+    let mut logged = String::new();
+    std::fs::File::open(&log)
+        .unwrap()
+        .read_to_string(&mut logged)
+        .unwrap();
+    assert!(logged.lines().count() > 20, "trace logging is on: {logged}");
+    for token in [&secret, &admin] {
+        assert!(!logged.contains(token.as_str()), "a token is in the log");
+        assert!(
+            !logged.contains(&token[11..50]),
+            "a token's random part is in the log"
+        );
+    }
+    let pepper = std::fs::metadata(dir.path().join("data/pepper")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(pepper.permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn init_prints_credentials_once_and_refuses_a_second_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let first = keyward(&["init", "--data-dir", data, "--json"], &[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert!(printed["admin_key"]
+        .as_str()
+        .unwrap()
+        .starts_with("kw_sk_live_"));
+    assert!(printed["project_id"].as_str().unwrap().starts_with("proj_"));
+    assert!(printed["owner"].is_string());
+    let second = keyward(&["init", "--data-dir", data, "--json"], &[]);
+    assert_eq!(second.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already initialised"));
+}
+
+#[test]
+fn audit_verify_finds_a_row_edited_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    assert!(keyward(&["init", "--data-dir", data, "--json"], &[])
+        .status
+        .success());
+    let intact = keyward(&["audit", "verify", "--data-dir", data], &[]);
+    assert_eq!(
+        intact.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&intact.stdout)
+    );
+    assert!(String::from_utf8_lossy(&intact.stdout).contains("intact"));
+
+    let db = dir.path().join("keyward.db");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query("UPDATE audit_events SET actor = 'user:someone_else' WHERE seq = 2")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    });
+    let broken = keyward(&["audit", "verify", "--data-dir", data], &[]);
+    let out = String::from_utf8_lossy(&broken.stdout);
+    assert_eq!(broken.status.code(), Some(1), "{out}");
+    assert!(out.contains("broken at event 2"), "{out}");
+}
+
+#[test]
+fn keys_and_projects_commands_talk_to_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = serve(&dir.path().join("data"), &dir.path().join("serve.log"));
+    let env = [
+        ("KEYWARD_URL", running.url.as_str()),
+        ("KEYWARD_TOKEN", running.admin.as_str()),
+    ];
+    let created = keyward(&["projects", "create", "shop", "--json"], &env);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let project: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let project_id = project["project"]["id"].as_str().unwrap();
+
+    let key = keyward(
+        &[
+            "keys",
+            "create",
+            "--project",
+            project_id,
+            "--name",
+            "cli_key",
+            "--scope",
+            "analytics:read",
+            "--json",
+        ],
+        &env,
+    );
+    assert!(
+        key.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key.stderr)
+    );
+    let key: Value = serde_json::from_slice(&key.stdout).unwrap();
+    let key_id = key["key"]["id"].as_str().unwrap();
+    let secret = key["secret"].as_str().unwrap();
+
+    let listed = keyward(&["keys", "list", "--project", project_id], &env);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        text.contains("cli_key") && text.contains(&format!("kw_sk_live_…{}", &secret[56..])),
+        "{text}"
+    );
+    assert!(!text.contains(secret));
+    let revoked = keyward(&["keys", "revoke", key_id], &env);
+    assert!(revoked.status.success());
+    assert!(String::from_utf8_lossy(&revoked.stdout).contains("revoked"));
+    let missing = keyward(&["keys", "get", "key_nope"], &env);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+    let listed_projects = keyward(&["projects", "list"], &env);
+    assert!(String::from_utf8_lossy(&listed_projects.stdout).contains("shop"));
+    stop(running);
+}
