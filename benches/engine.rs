@@ -33,9 +33,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("engine");
     group.throughput(Throughput::Bytes(text.len() as u64));
     group.sample_size(10);
-    group.bench_function("source_16MiB", |b| {
-        b.iter(|| engine.scan_bytes(&text).len())
-    });
+    group.bench_function("source_16MiB", |b| b.iter(|| engine.scan_bytes(&text).len()));
     group.finish();
 }
 

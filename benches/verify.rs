@@ -9,29 +9,14 @@ use keyward::service::{KeyService, NewKey};
 use keyward::store::Store;
 
 fn bench(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (service, token) = runtime.block_on(async {
-        let store = Store::open(&format!(
-            "sqlite://{}",
-            dir.path().join("bench.db").display()
-        ))
-        .await
-        .unwrap();
-        let service = KeyService::new(
-            store,
-            Fingerprinter::new(&[9u8; 32]).unwrap(),
-            Catalog::default(),
-            "kw",
-        )
-        .unwrap();
-        let (project, _, user) = service
-            .bootstrap("bench@example.com", "bench")
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("bench.db").display()))
             .await
             .unwrap();
+        let service = KeyService::new(store, Fingerprinter::new(&[9u8; 32]).unwrap(), Catalog::default(), "kw").unwrap();
+        let (project, _, user) = service.bootstrap("bench@example.com", "bench").await.unwrap();
         let caller = keyward::service::Caller::system_for_user(&user);
         let new = NewKey {
             name: "hot".into(),
@@ -52,10 +37,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             runtime.block_on(async {
                 for _ in 0..1000 {
-                    let verdict = verifier
-                        .verify(&token, Some("analytics:read"), Some(Mode::Live))
-                        .await
-                        .unwrap();
+                    let verdict = verifier.verify(&token, Some("analytics:read"), Some(Mode::Live)).await.unwrap();
                     assert!(verdict.valid());
                 }
             })
@@ -65,10 +47,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             runtime.block_on(async {
                 for _ in 0..1000 {
-                    verifier
-                        .verify("kw_sk_live_typo", None, None)
-                        .await
-                        .unwrap();
+                    verifier.verify("kw_sk_live_typo", None, None).await.unwrap();
                 }
             })
         })

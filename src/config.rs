@@ -58,6 +58,26 @@ pub struct Config {
     pub scopes: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub scan: ScanConfig,
+    #[serde(default)]
+    pub partners: PartnerConfig,
+    #[serde(default)]
+    pub alerts: AlertConfig,
+}
+
+/// Where GitHub's and GitLab's secret-scanning public keys are published.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerConfig {
+    pub github_keys_url: Option<String>,
+    pub gitlab_keys_url: Option<String>,
+}
+
+/// How alert email leaves: an SMTP URL and a sender address.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertConfig {
+    pub smtp_url: Option<String>,
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -103,11 +123,7 @@ pub fn load_rules(sources: &RuleSources) -> Result<RuleSet, ConfigError> {
     for path in sources.rule_paths.iter().chain(&config.scan.rules) {
         add_rule_path(&mut rules, path)?;
     }
-    let prefixes = sources
-        .prefixes
-        .iter()
-        .chain(config.prefix.iter())
-        .chain(&config.scan.prefixes);
+    let prefixes = sources.prefixes.iter().chain(config.prefix.iter()).chain(&config.scan.prefixes);
     for prefix in prefixes {
         rules.add_deployment_prefix(prefix)?;
     }
@@ -149,7 +165,16 @@ pub struct ServerSettings {
     pub listen: String,
     pub prefix: String,
     pub pepper_file: PathBuf,
+    pub github_keys_url: Option<String>,
+    pub gitlab_keys_url: Option<String>,
+    pub smtp_url: Option<String>,
+    pub smtp_from: String,
+    /// How long a worker's claim on a job lasts, in milliseconds.
+    pub job_lease_ms: i64,
 }
+
+/// GitHub's published secret-scanning keys; GitLab gives its URL on request.
+pub const GITHUB_PARTNER_KEYS_URL: &str = "https://api.github.com/meta/public_keys/secret_scanning";
 
 pub const DEFAULT_DATA_DIR: &str = "keyward-data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -159,11 +184,7 @@ const DATABASE_FILE: &str = "keyward.db";
 impl ServerSettings {
     /// `data_dir` and `listen` come from flags (already merged with their
     /// environment variables by the caller) or the config file.
-    pub fn resolve(
-        config: &Config,
-        data_dir: Option<PathBuf>,
-        listen: Option<String>,
-    ) -> ServerSettings {
+    pub fn resolve(config: &Config, data_dir: Option<PathBuf>, listen: Option<String>) -> ServerSettings {
         let data_dir = data_dir
             .or_else(|| config.data_dir.clone())
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
@@ -171,16 +192,26 @@ impl ServerSettings {
             .or_else(|| config.database_url.clone())
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join(DATABASE_FILE).display()));
         ServerSettings {
-            pepper_file: config
-                .pepper_file
-                .clone()
-                .unwrap_or_else(|| data_dir.join(PEPPER_FILE)),
+            pepper_file: config.pepper_file.clone().unwrap_or_else(|| data_dir.join(PEPPER_FILE)),
             listen: listen
                 .or_else(|| config.listen.clone())
                 .unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
             prefix: env_nonempty("KEYWARD_PREFIX")
                 .or_else(|| config.prefix.clone())
                 .unwrap_or_else(|| crate::keys::token::DEFAULT_PREFIX.to_string()),
+            github_keys_url: Some(
+                env_nonempty("KEYWARD_GITHUB_PARTNER_KEYS_URL")
+                    .or_else(|| config.partners.github_keys_url.clone())
+                    .unwrap_or_else(|| GITHUB_PARTNER_KEYS_URL.to_string()),
+            ),
+            gitlab_keys_url: env_nonempty("KEYWARD_GITLAB_PARTNER_KEYS_URL").or_else(|| config.partners.gitlab_keys_url.clone()),
+            smtp_url: env_nonempty("KEYWARD_SMTP_URL").or_else(|| config.alerts.smtp_url.clone()),
+            smtp_from: env_nonempty("KEYWARD_SMTP_FROM")
+                .or_else(|| config.alerts.from.clone())
+                .unwrap_or_else(|| "keyward@localhost".to_string()),
+            job_lease_ms: env_nonempty("KEYWARD_JOB_LEASE_SECONDS")
+                .and_then(|s| s.parse::<i64>().ok())
+                .map_or(60_000, |s| s.saturating_mul(1000)),
             data_dir,
             database_url,
         }
@@ -192,11 +223,7 @@ impl ServerSettings {
             (Some(scheme), Some(at)) if at > scheme => {
                 let credentials = &self.database_url[scheme + 3..at];
                 let user = credentials.split(':').next().unwrap_or("");
-                format!(
-                    "{}{user}:***{}",
-                    &self.database_url[..scheme + 3],
-                    &self.database_url[at..]
-                )
+                format!("{}{user}:***{}", &self.database_url[..scheme + 3], &self.database_url[at..])
             }
             _ => self.database_url.clone(),
         }
@@ -233,8 +260,7 @@ impl ServerSettings {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&self.pepper_file).map_err(write_error)?;
-        file.write_all(hex::encode(bytes).as_bytes())
-            .map_err(write_error)?;
+        file.write_all(hex::encode(bytes).as_bytes()).map_err(write_error)?;
         file.sync_all().map_err(write_error)?;
         Ok(bytes.to_vec())
     }

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod engine;
 pub mod keys;
+pub mod response;
 pub mod server;
 pub mod service;
 pub mod sources;

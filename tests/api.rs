@@ -11,18 +11,12 @@ fn keys_path(s: &common::Server) -> String {
 }
 
 both_backends!(create_verify_revoke, |s: common::Server| async move {
-    let (id, secret) = s.create_key(json!({"name": "backend", "kind": "secret", "mode": "live", "scopes": ["analytics:read"]})).await;
-    assert!(
-        secret.starts_with("kw_sk_live_") && secret.len() == 60,
-        "{secret}"
-    );
-    let v = s
-        .verify(json!({"key": secret, "scope": "analytics:read", "mode": "live"}))
+    let (id, secret) = s
+        .create_key(json!({"name": "backend", "kind": "secret", "mode": "live", "scopes": ["analytics:read"]}))
         .await;
-    assert_eq!(
-        (v["valid"].as_bool(), v["code"].as_str()),
-        (Some(true), Some("VALID"))
-    );
+    assert!(secret.starts_with("kw_sk_live_") && secret.len() == 60, "{secret}");
+    let v = s.verify(json!({"key": secret, "scope": "analytics:read", "mode": "live"})).await;
+    assert_eq!((v["valid"].as_bool(), v["code"].as_str()), (Some(true), Some("VALID")));
     assert_eq!(v["key_id"], id.as_str());
     assert_eq!(v["project_id"], s.project.as_str());
     assert_eq!(v["scopes"], json!(["analytics:read"]));
@@ -35,64 +29,38 @@ both_backends!(create_verify_revoke, |s: common::Server| async move {
     );
     assert!(!got.to_string().contains(&secret));
     let (_, list) = s.admin("GET", &keys_path(&s), None).await;
-    assert!(list["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|k| k["id"] == id.as_str()));
+    assert!(list["keys"].as_array().unwrap().iter().any(|k| k["id"] == id.as_str()));
     assert!(!list.to_string().contains(&secret));
 
     let (status, revoked) = s
-        .admin(
-            "POST",
-            &format!("/v1/keys/{id}/revoke"),
-            Some(json!({"reason": "manual"})),
-        )
+        .admin("POST", &format!("/v1/keys/{id}/revoke"), Some(json!({"reason": "manual"})))
         .await;
     assert_eq!(status, 200, "{revoked}");
     assert_eq!(revoked["key"]["status"], "revoked");
     assert_eq!(s.code(&secret, None, None).await, "REVOKED");
-    let (again, _) = s
-        .admin("POST", &format!("/v1/keys/{id}/revoke"), None)
-        .await;
+    let (again, _) = s.admin("POST", &format!("/v1/keys/{id}/revoke"), None).await;
     assert_eq!(again, 200, "revocation is idempotent");
 });
 
 both_backends!(verify_codes, |s: common::Server| async move {
-    let (_, live) = s.create_key(json!({"name": "reader", "kind": "secret", "mode": "live", "scopes": ["analytics:read"]})).await;
+    let (_, live) = s
+        .create_key(json!({"name": "reader", "kind": "secret", "mode": "live", "scopes": ["analytics:read"]}))
+        .await;
     assert_eq!(s.code(&live, None, Some("test")).await, "WRONG_MODE");
-    assert_eq!(
-        s.code(&live, Some("analytics:write"), None).await,
-        "INSUFFICIENT_SCOPE"
-    );
-    assert_eq!(
-        s.code(&live, Some("billing:read"), None).await,
-        "INSUFFICIENT_SCOPE"
-    );
+    assert_eq!(s.code(&live, Some("analytics:write"), None).await, "INSUFFICIENT_SCOPE");
+    assert_eq!(s.code(&live, Some("billing:read"), None).await, "INSUFFICIENT_SCOPE");
     assert_eq!(s.code("kw_sk_live_nope", None, None).await, "MALFORMED");
     let mut typo = live.clone().into_bytes();
     typo[20] = if typo[20] == b'a' { b'b' } else { b'a' };
-    assert_eq!(
-        s.code(&String::from_utf8(typo).unwrap(), None, None).await,
-        "MALFORMED"
-    );
-    let stranger = keyward::keys::token::Token::generate(
-        "kw",
-        keyward::keys::token::Kind::Secret,
-        keyward::keys::token::Mode::Live,
-    )
-    .unwrap();
+    assert_eq!(s.code(&String::from_utf8(typo).unwrap(), None, None).await, "MALFORMED");
+    let stranger =
+        keyward::keys::token::Token::generate("kw", keyward::keys::token::Kind::Secret, keyward::keys::token::Mode::Live).unwrap();
     assert_eq!(s.code(stranger.expose(), None, None).await, "NOT_FOUND");
 
     let path = format!("/v1/projects/{}/entitlements/analytics", s.project);
-    let (status, e) = s
-        .admin("PUT", &path, Some(json!({"state": "requires_upgrade"})))
-        .await;
+    let (status, e) = s.admin("PUT", &path, Some(json!({"state": "requires_upgrade"}))).await;
     assert_eq!(status, 200, "{e}");
-    assert_eq!(
-        s.code(&live, Some("analytics:read"), None).await,
-        "NOT_ENTITLED"
-    );
+    assert_eq!(s.code(&live, Some("analytics:read"), None).await, "NOT_ENTITLED");
     s.admin("PUT", &path, Some(json!({"state": "trial"}))).await;
     assert_eq!(s.code(&live, Some("analytics:read"), None).await, "VALID");
     let (bad_state, _) = s.admin("PUT", &path, Some(json!({"state": "gold"}))).await;
@@ -102,7 +70,9 @@ both_backends!(verify_codes, |s: common::Server| async move {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
     let expires_at = humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + soon).to_string();
-    let (_, short) = s.create_key(json!({"name": "shortlived", "kind": "secret", "mode": "test", "scopes": [], "expires_at": expires_at})).await;
+    let (_, short) = s
+        .create_key(json!({"name": "shortlived", "kind": "secret", "mode": "test", "scopes": [], "expires_at": expires_at}))
+        .await;
     assert_eq!(s.code(&short, None, Some("test")).await, "VALID");
     tokio::time::sleep(Duration::from_millis(1700)).await;
     assert_eq!(s.code(&short, None, None).await, "EXPIRED");
@@ -110,85 +80,49 @@ both_backends!(verify_codes, |s: common::Server| async move {
 
 both_backends!(overlap_rotation, |s: common::Server| async move {
     let (id, old) = s
-        .create_key(
-            json!({"name": "rotating", "kind": "secret", "mode": "live", "scopes": ["storage:*"]}),
-        )
+        .create_key(json!({"name": "rotating", "kind": "secret", "mode": "live", "scopes": ["storage:*"]}))
         .await;
     let (status, rotated) = s
-        .admin(
-            "POST",
-            &format!("/v1/keys/{id}/rotate"),
-            Some(json!({"overlap_seconds": 2})),
-        )
+        .admin("POST", &format!("/v1/keys/{id}/rotate"), Some(json!({"overlap_seconds": 2})))
         .await;
     assert_eq!(status, 201, "{rotated}");
     let new = rotated["secret"].as_str().unwrap().to_string();
     assert_eq!(rotated["key"]["name"], "rotating");
     assert_eq!(rotated["key"]["rotated_from"], id.as_str());
-    assert_eq!(
-        s.code(&old, Some("storage:read"), None).await,
-        "VALID",
-        "inside the overlap window"
-    );
+    assert_eq!(s.code(&old, Some("storage:read"), None).await, "VALID", "inside the overlap window");
     assert_eq!(s.code(&new, Some("storage:read"), None).await, "VALID");
     tokio::time::sleep(Duration::from_millis(2300)).await;
-    assert_eq!(
-        s.code(&old, None, None).await,
-        "REVOKED",
-        "after the window, by itself"
-    );
+    assert_eq!(s.code(&old, None, None).await, "REVOKED", "after the window, by itself");
     assert_eq!(s.code(&new, None, None).await, "VALID");
 
     let new_id = rotated["key"]["id"].as_str().unwrap();
-    let (_, immediate) = s
-        .admin("POST", &format!("/v1/keys/{new_id}/rotate"), None)
-        .await;
-    assert_eq!(
-        s.code(&new, None, None).await,
-        "REVOKED",
-        "immediate rotation"
-    );
-    assert_eq!(
-        s.code(immediate["secret"].as_str().unwrap(), None, None)
-            .await,
-        "VALID"
-    );
+    let (_, immediate) = s.admin("POST", &format!("/v1/keys/{new_id}/rotate"), None).await;
+    assert_eq!(s.code(&new, None, None).await, "REVOKED", "immediate rotation");
+    assert_eq!(s.code(immediate["secret"].as_str().unwrap(), None, None).await, "VALID");
 });
 
-both_backends!(
-    default_key_rotates_but_never_revokes,
-    |s: common::Server| async move {
-        let (status, created) = s
-            .admin("POST", "/v1/projects", Some(json!({"name": "shop"})))
-            .await;
-        assert_eq!(status, 201, "{created}");
-        let project = created["project"]["id"].as_str().unwrap();
-        let default = &created["default_key"];
-        let name = default["name"].as_str().unwrap();
-        assert!(name.starts_with(&format!("{project}_default_")), "{name}");
-        assert_eq!(default["is_default"], true);
-        let secret = created["secret"].as_str().unwrap();
-        assert_eq!(s.code(secret, None, None).await, "VALID");
+both_backends!(default_key_rotates_but_never_revokes, |s: common::Server| async move {
+    let (status, created) = s.admin("POST", "/v1/projects", Some(json!({"name": "shop"}))).await;
+    assert_eq!(status, 201, "{created}");
+    let project = created["project"]["id"].as_str().unwrap();
+    let default = &created["default_key"];
+    let name = default["name"].as_str().unwrap();
+    assert!(name.starts_with(&format!("{project}_default_")), "{name}");
+    assert_eq!(default["is_default"], true);
+    let secret = created["secret"].as_str().unwrap();
+    assert_eq!(s.code(secret, None, None).await, "VALID");
 
-        let id = default["id"].as_str().unwrap();
-        let (refused, body) = s
-            .admin("POST", &format!("/v1/keys/{id}/revoke"), None)
-            .await;
-        assert_eq!(refused, 409, "{body}");
-        assert_eq!(body["error"]["code"], "conflict");
-        assert_eq!(s.code(secret, None, None).await, "VALID");
-        let (rotated, new) = s
-            .admin("POST", &format!("/v1/keys/{id}/rotate"), None)
-            .await;
-        assert_eq!(rotated, 201, "{new}");
-        assert_eq!(new["key"]["is_default"], true);
-        assert_eq!(
-            s.code(new["secret"].as_str().unwrap(), None, None).await,
-            "VALID"
-        );
-        assert_eq!(s.code(secret, None, None).await, "REVOKED");
-    }
-);
+    let id = default["id"].as_str().unwrap();
+    let (refused, body) = s.admin("POST", &format!("/v1/keys/{id}/revoke"), None).await;
+    assert_eq!(refused, 409, "{body}");
+    assert_eq!(body["error"]["code"], "conflict");
+    assert_eq!(s.code(secret, None, None).await, "VALID");
+    let (rotated, new) = s.admin("POST", &format!("/v1/keys/{id}/rotate"), None).await;
+    assert_eq!(rotated, 201, "{new}");
+    assert_eq!(new["key"]["is_default"], true);
+    assert_eq!(s.code(new["secret"].as_str().unwrap(), None, None).await, "VALID");
+    assert_eq!(s.code(secret, None, None).await, "REVOKED");
+});
 
 both_backends!(names_scopes_and_bad_input, |s: common::Server| async move {
     let path = keys_path(&s);
@@ -216,9 +150,7 @@ both_backends!(names_scopes_and_bad_input, |s: common::Server| async move {
         .admin(
             "POST",
             &path,
-            Some(
-                json!({"name": "x1", "kind": "secret", "mode": "live", "scopes": ["bogus:scope"]}),
-            ),
+            Some(json!({"name": "x1", "kind": "secret", "mode": "live", "scopes": ["bogus:scope"]})),
         )
         .await;
     assert_eq!(unknown, 422, "{body}");
@@ -263,188 +195,141 @@ both_backends!(names_scopes_and_bad_input, |s: common::Server| async move {
     );
 
     let (no_auth, body) = s.call(None, "GET", &path, None).await;
-    assert_eq!(
-        (no_auth, body["error"]["code"].as_str()),
-        (401, Some("unauthenticated"))
-    );
+    assert_eq!((no_auth, body["error"]["code"].as_str()), (401, Some("unauthenticated")));
     let (garbage, _) = s.call(Some("kw_sk_live_garbage"), "GET", &path, None).await;
     assert_eq!(garbage, 401);
     let (missing, _) = s.admin("GET", "/v1/keys/key_doesnotexist", None).await;
     assert_eq!(missing, 404);
 });
 
-both_backends!(
-    roles_limit_what_keys_can_do,
-    |s: common::Server| async move {
-        let members = format!("/v1/projects/{}/members", s.project);
-        let mut ids = Vec::new();
-        for (email, role) in [
-            ("viewer@example.com", "viewer"),
-            ("alice@example.com", "member"),
-            ("bob@example.com", "member"),
-        ] {
-            let (status, body) = s
-                .admin(
-                    "POST",
-                    &members,
-                    Some(json!({"email": email, "role": role})),
-                )
-                .await;
-            assert_eq!(status, 201, "{body}");
-            ids.push(body["member"]["user_id"].as_str().unwrap().to_string());
-        }
-        let key_for = |owner: &str, name: &str| json!({"name": name, "kind": "secret", "mode": "live", "scopes": ["keys:read", "keys:write"], "owner_user_id": owner});
-        let (_, viewer) = s.create_key(key_for(&ids[0], "viewer_key")).await;
-        let (_, alice) = s.create_key(key_for(&ids[1], "alice_key")).await;
-        let (_, bob) = s.create_key(key_for(&ids[2], "bob_key")).await;
-        let path = keys_path(&s);
-
-        let (status, body) = s
-            .call(
-                Some(&viewer),
-                "POST",
-                &path,
-                Some(json!({"name": "v_new", "kind": "secret", "mode": "live", "scopes": []})),
-            )
-            .await;
-        assert_eq!(status, 403, "a viewer cannot create: {body}");
-        let (status, _) = s.call(Some(&viewer), "GET", &path, None).await;
-        assert_eq!(status, 200, "a viewer can view");
-
-        let (status, own) = s
-            .call(
-                Some(&alice),
-                "POST",
-                &path,
-                Some(json!({"name": "alice_own", "kind": "secret", "mode": "live", "scopes": []})),
-            )
-            .await;
-        assert_eq!(status, 201, "a member creates their own key: {own}");
-        let own_id = own["key"]["id"].as_str().unwrap();
-        let (status, _) = s
-            .call(
-                Some(&bob),
-                "POST",
-                &format!("/v1/keys/{own_id}/revoke"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 403, "a member cannot revoke another member's key");
-        assert_eq!(
-            s.code(own["secret"].as_str().unwrap(), None, None).await,
-            "VALID"
-        );
-        let (status, _) = s
-            .call(
-                Some(&alice),
-                "POST",
-                &format!("/v1/keys/{own_id}/revoke"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "a member revokes their own key");
-
-        let (status, _) = s
-            .call(
-                Some(&viewer),
-                "PUT",
-                &format!("/v1/projects/{}/entitlements/analytics", s.project),
-                Some(json!({"state": "enabled"})),
-            )
-            .await;
-        assert_eq!(status, 403);
-        let (_, narrow) = s.create_key(json!({"name": "read_only", "kind": "secret", "mode": "live", "scopes": ["keys:read"]})).await;
-        let (status, body) = s
-            .call(
-                Some(&narrow),
-                "POST",
-                &path,
-                Some(json!({"name": "nope", "scopes": []})),
-            )
-            .await;
-        assert_eq!(status, 403, "missing keys:write scope: {body}");
+both_backends!(roles_limit_what_keys_can_do, |s: common::Server| async move {
+    let members = format!("/v1/projects/{}/members", s.project);
+    let mut ids = Vec::new();
+    for (email, role) in [
+        ("viewer@example.com", "viewer"),
+        ("alice@example.com", "member"),
+        ("bob@example.com", "member"),
+    ] {
+        let (status, body) = s.admin("POST", &members, Some(json!({"email": email, "role": role}))).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["member"]["user_id"].as_str().unwrap().to_string());
     }
-);
+    let key_for = |owner: &str, name: &str| json!({"name": name, "kind": "secret", "mode": "live", "scopes": ["keys:read", "keys:write"], "owner_user_id": owner});
+    let (_, viewer) = s.create_key(key_for(&ids[0], "viewer_key")).await;
+    let (_, alice) = s.create_key(key_for(&ids[1], "alice_key")).await;
+    let (_, bob) = s.create_key(key_for(&ids[2], "bob_key")).await;
+    let path = keys_path(&s);
 
-both_backends!(
-    audit_records_changes_and_exports,
-    |s: common::Server| async move {
-        let (id, secret) = s.create_key(json!({"name": "audited", "kind": "secret", "mode": "test", "scopes": ["billing:read"]})).await;
-        s.admin(
-            "PATCH",
-            &format!("/v1/keys/{id}"),
-            Some(json!({"description": "now described", "scopes": ["billing:*"]})),
+    let (status, body) = s
+        .call(
+            Some(&viewer),
+            "POST",
+            &path,
+            Some(json!({"name": "v_new", "kind": "secret", "mode": "live", "scopes": []})),
         )
         .await;
-        s.admin("POST", &format!("/v1/keys/{id}/revoke"), None)
-            .await;
-        let (status, audit) = s
-            .admin("GET", &format!("/v1/projects/{}/audit", s.project), None)
-            .await;
-        assert_eq!(status, 200);
-        let events = audit["events"].as_array().unwrap();
-        let created = events
-            .iter()
-            .find(|e| e["action"] == "api_key.created" && e["target"] == id.as_str())
-            .expect("api_key.created");
-        assert_eq!(created["data"]["mode"], "test");
-        assert_eq!(created["data"]["scopes"], json!(["billing:read"]));
-        assert!(events.iter().any(|e| e["action"] == "api_key.updated"));
-        let revoked = events
-            .iter()
-            .find(|e| e["action"] == "api_key.revoked")
-            .expect("api_key.revoked");
-        assert_eq!(revoked["data"]["reason"], "manual");
-        assert!(!audit.to_string().contains(&secret));
-        assert!(created["actor"].as_str().unwrap().starts_with("key:"));
+    assert_eq!(status, 403, "a viewer cannot create: {body}");
+    let (status, _) = s.call(Some(&viewer), "GET", &path, None).await;
+    assert_eq!(status, 200, "a viewer can view");
 
-        let resp = s
-            .http
-            .get(format!("{}/v1/projects/{}/audit/export", s.base, s.project))
-            .bearer_auth(&s.admin)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let digest = resp.headers()["x-content-sha256"]
-            .to_str()
-            .unwrap()
-            .to_string();
-        let body = resp.text().await.unwrap();
-        use sha2::Digest;
-        assert_eq!(digest, hex::encode(sha2::Sha256::digest(body.as_bytes())));
-        assert_eq!(body.lines().count(), events.len());
-        assert!(!body.contains(&secret));
-        let (checked, broken) = s.service.store().verify_audit_chain().await.unwrap();
-        assert!(checked >= events.len() as u64 && broken.is_none());
-    }
-);
+    let (status, own) = s
+        .call(
+            Some(&alice),
+            "POST",
+            &path,
+            Some(json!({"name": "alice_own", "kind": "secret", "mode": "live", "scopes": []})),
+        )
+        .await;
+    assert_eq!(status, 201, "a member creates their own key: {own}");
+    let own_id = own["key"]["id"].as_str().unwrap();
+    let (status, _) = s.call(Some(&bob), "POST", &format!("/v1/keys/{own_id}/revoke"), None).await;
+    assert_eq!(status, 403, "a member cannot revoke another member's key");
+    assert_eq!(s.code(own["secret"].as_str().unwrap(), None, None).await, "VALID");
+    let (status, _) = s.call(Some(&alice), "POST", &format!("/v1/keys/{own_id}/revoke"), None).await;
+    assert_eq!(status, 200, "a member revokes their own key");
 
-both_backends!(
-    usage_is_counted_without_a_write_per_verify,
-    |s: common::Server| async move {
-        let (id, secret) = s
-            .create_key(json!({"name": "used", "kind": "secret", "mode": "live", "scopes": []}))
-            .await;
-        for _ in 0..5 {
-            assert_eq!(s.code(&secret, None, None).await, "VALID");
-        }
-        let (_, before) = s.admin("GET", &format!("/v1/keys/{id}"), None).await;
-        assert_eq!(
-            before["last_used_at"],
-            Value::Null,
-            "nothing written until the flush"
-        );
-        s.service.verifier().flush_usage().await.unwrap();
-        let (_, after) = s.admin("GET", &format!("/v1/keys/{id}"), None).await;
-        assert!(after["last_used_at"].is_string(), "{after}");
-        let usage = s.service.store().usage_of_key(&id).await.unwrap();
-        assert_eq!(usage.iter().map(|(_, n)| n).sum::<i64>(), 5);
+    let (status, _) = s
+        .call(
+            Some(&viewer),
+            "PUT",
+            &format!("/v1/projects/{}/entitlements/analytics", s.project),
+            Some(json!({"state": "enabled"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (_, narrow) = s
+        .create_key(json!({"name": "read_only", "kind": "secret", "mode": "live", "scopes": ["keys:read"]}))
+        .await;
+    let (status, body) = s
+        .call(Some(&narrow), "POST", &path, Some(json!({"name": "nope", "scopes": []})))
+        .await;
+    assert_eq!(status, 403, "missing keys:write scope: {body}");
+});
+
+both_backends!(audit_records_changes_and_exports, |s: common::Server| async move {
+    let (id, secret) = s
+        .create_key(json!({"name": "audited", "kind": "secret", "mode": "test", "scopes": ["billing:read"]}))
+        .await;
+    s.admin(
+        "PATCH",
+        &format!("/v1/keys/{id}"),
+        Some(json!({"description": "now described", "scopes": ["billing:*"]})),
+    )
+    .await;
+    s.admin("POST", &format!("/v1/keys/{id}/revoke"), None).await;
+    let (status, audit) = s.admin("GET", &format!("/v1/projects/{}/audit", s.project), None).await;
+    assert_eq!(status, 200);
+    let events = audit["events"].as_array().unwrap();
+    let created = events
+        .iter()
+        .find(|e| e["action"] == "api_key.created" && e["target"] == id.as_str())
+        .expect("api_key.created");
+    assert_eq!(created["data"]["mode"], "test");
+    assert_eq!(created["data"]["scopes"], json!(["billing:read"]));
+    assert!(events.iter().any(|e| e["action"] == "api_key.updated"));
+    let revoked = events.iter().find(|e| e["action"] == "api_key.revoked").expect("api_key.revoked");
+    assert_eq!(revoked["data"]["reason"], "manual");
+    assert!(!audit.to_string().contains(&secret));
+    assert!(created["actor"].as_str().unwrap().starts_with("key:"));
+
+    let resp = s
+        .http
+        .get(format!("{}/v1/projects/{}/audit/export", s.base, s.project))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let digest = resp.headers()["x-content-sha256"].to_str().unwrap().to_string();
+    let body = resp.text().await.unwrap();
+    use sha2::Digest;
+    assert_eq!(digest, hex::encode(sha2::Sha256::digest(body.as_bytes())));
+    assert_eq!(body.lines().count(), events.len());
+    assert!(!body.contains(&secret));
+    let (checked, broken) = s.service.store().verify_audit_chain().await.unwrap();
+    assert!(checked >= events.len() as u64 && broken.is_none());
+});
+
+both_backends!(usage_is_counted_without_a_write_per_verify, |s: common::Server| async move {
+    let (id, secret) = s
+        .create_key(json!({"name": "used", "kind": "secret", "mode": "live", "scopes": []}))
+        .await;
+    for _ in 0..5 {
+        assert_eq!(s.code(&secret, None, None).await, "VALID");
     }
-);
+    let (_, before) = s.admin("GET", &format!("/v1/keys/{id}"), None).await;
+    assert_eq!(before["last_used_at"], Value::Null, "nothing written until the flush");
+    s.service.verifier().flush_usage().await.unwrap();
+    let (_, after) = s.admin("GET", &format!("/v1/keys/{id}"), None).await;
+    assert!(after["last_used_at"].is_string(), "{after}");
+    let usage = s.service.store().usage_of_key(&id).await.unwrap();
+    assert_eq!(usage.iter().map(|(_, n)| n).sum::<i64>(), 5);
+});
 
 both_backends!(plaintext_never_stored, |s: common::Server| async move {
-    let (_, secret) = s.create_key(json!({"name": "stored", "kind": "secret", "mode": "live", "scopes": ["messages:read"]})).await;
+    let (_, secret) = s
+        .create_key(json!({"name": "stored", "kind": "secret", "mode": "live", "scopes": ["messages:read"]}))
+        .await;
     s.code(&secret, None, None).await;
     s.service.verifier().flush_usage().await.unwrap();
     let haystack = match &s.sqlite_dir {
@@ -480,30 +365,25 @@ async fn postgres_dump(url: &str) -> String {
         "audit_head",
         "key_usage",
     ] {
-        let rows: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT CAST(row_to_json(t) AS TEXT) FROM {table} t"
-        ))
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
+        let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT CAST(row_to_json(t) AS TEXT) FROM {table} t"))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
         all.push_str(&rows.join("\n"));
     }
     all
 }
 
-both_backends!(
-    openapi_document_lists_the_contract,
-    |s: common::Server| async move {
-        let (status, doc) = s.call(None, "GET", "/v1/openapi.json", None).await;
-        assert_eq!(status, 200);
-        for path in [
-            "/v1/projects",
-            "/v1/projects/{project_id}/keys",
-            "/v1/keys/verify",
-            "/v1/keys/{key_id}/rotate",
-            "/v1/projects/{project_id}/audit/export",
-        ] {
-            assert!(doc["paths"].get(path).is_some(), "{path} missing");
-        }
+both_backends!(openapi_document_lists_the_contract, |s: common::Server| async move {
+    let (status, doc) = s.call(None, "GET", "/v1/openapi.json", None).await;
+    assert_eq!(status, 200);
+    for path in [
+        "/v1/projects",
+        "/v1/projects/{project_id}/keys",
+        "/v1/keys/verify",
+        "/v1/keys/{key_id}/rotate",
+        "/v1/projects/{project_id}/audit/export",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
-);
+});

@@ -44,15 +44,7 @@ fn rules_check_passes_for_every_shipped_rule() {
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     assert!(!text.contains("FAIL"), "{text}");
-    let checked: usize = text
-        .lines()
-        .last()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let checked: usize = text.lines().last().unwrap().split_whitespace().next().unwrap().parse().unwrap();
     assert!(checked >= 18, "{text}");
 }
 
@@ -94,47 +86,27 @@ fn generated_corpus_every_planted_token_found_and_no_decoy_reported() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/corpus.py");
     let gen = Command::new("python3")
         .arg(&script)
-        .args([
-            "--out",
-            corpus.to_str().unwrap(),
-            "--size",
-            "2M",
-            "--sets",
-            "2",
-            "--seed",
-            "11",
-        ])
+        .args(["--out", corpus.to_str().unwrap(), "--size", "2M", "--sets", "2", "--seed", "11"])
         .args(["--manifest", manifest.to_str().unwrap()])
         .output()
         .expect("python3 runs the corpus generator");
-    assert!(
-        gen.status.success(),
-        "{}",
-        String::from_utf8_lossy(&gen.stderr)
-    );
+    assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
 
-    let out = keyward(
-        dir.path(),
-        &["scan", "corpus", "--format", "json", "--show-secrets"],
-    );
+    let out = keyward(dir.path(), &["scan", "corpus", "--format", "json", "--show-secrets"]);
     assert_eq!(out.status.code(), Some(1));
     let found = json(&out);
     let reported = |token: &str, path: &str| {
         let token = token.replace("\r\n", "\n");
         found.iter().any(|f| {
             let secret = f["secret"].as_str().unwrap().replace("\r\n", "\n");
-            f["path"].as_str().unwrap().ends_with(path)
-                && (secret == token || (secret.len() >= 20 && token.ends_with(&secret)))
+            f["path"].as_str().unwrap().ends_with(path) && (secret == token || (secret.len() >= 20 && token.ends_with(&secret)))
         })
     };
     let mut missed = Vec::new();
     let mut planted = 0;
     for line in std::fs::read_to_string(&manifest).unwrap().lines() {
         let entry: Value = serde_json::from_str(line).unwrap();
-        let (token, path) = (
-            entry["token"].as_str().unwrap(),
-            entry["path"].as_str().unwrap(),
-        );
+        let (token, path) = (entry["token"].as_str().unwrap(), entry["path"].as_str().unwrap());
         let expect_found = entry["expect"] == "found";
         planted += usize::from(expect_found);
         if expect_found != reported(token, path) {
@@ -145,35 +117,22 @@ fn generated_corpus_every_planted_token_found_and_no_decoy_reported() {
         }
     }
     assert!(planted >= 400, "only {planted} planted");
-    assert!(
-        missed.is_empty(),
-        "{} wrong of {planted}:\n{}",
-        missed.len(),
-        missed.join("\n")
-    );
-    let formats: std::collections::HashSet<&str> = found
-        .iter()
-        .map(|f| f["rule_id"].as_str().unwrap())
-        .collect();
+    assert!(missed.is_empty(), "{} wrong of {planted}:\n{}", missed.len(), missed.join("\n"));
+    let formats: std::collections::HashSet<&str> = found.iter().map(|f| f["rule_id"].as_str().unwrap()).collect();
     assert!(formats.len() >= 18, "{formats:?}");
 }
 
 #[test]
 fn sarif_output_validates_against_the_sarif_2_1_0_schema() {
     let dir = tree(&[
-        (
-            "src/app.py",
-            format!("TOKEN = '{GHP}'\nKEY = '{KW}'\n").as_bytes(),
-        ),
+        ("src/app.py", format!("TOKEN = '{GHP}'\nKEY = '{KW}'\n").as_bytes()),
         ("dir with space/x.env", format!("N={NPM}").as_bytes()),
     ]);
     let out = keyward(dir.path(), &["scan", ".", "--format", "sarif"]);
     assert_eq!(out.status.code(), Some(1));
     let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let schema_path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sarif/sarif-2.1.0-rtm.5.json");
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sarif/sarif-2.1.0-rtm.5.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
     let validator = jsonschema::draft4::new(&schema).expect("schema compiles");
     let errors: Vec<String> = validator
         .iter_errors(&sarif)
@@ -185,28 +144,18 @@ fn sarif_output_validates_against_the_sarif_2_1_0_schema() {
     assert_eq!(results.len(), 3);
     let uris: Vec<&str> = results
         .iter()
-        .map(|r| {
-            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-                .as_str()
-                .unwrap()
-        })
+        .map(|r| r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().unwrap())
         .collect();
     assert!(
         uris.contains(&"src/app.py") && uris.contains(&"dir%20with%20space/x.env"),
         "{uris:?}"
     );
-    assert!(
-        !stdout(&out).contains(&GHP[4..]),
-        "SARIF must not carry the secret"
-    );
+    assert!(!stdout(&out).contains(&GHP[4..]), "SARIF must not carry the secret");
 }
 
 #[test]
 fn json_report_carries_the_documented_fields() {
-    let dir = tree(&[(
-        "config/.env",
-        format!("A=1\nGITHUB_TOKEN={GHP}\n").as_bytes(),
-    )]);
+    let dir = tree(&[("config/.env", format!("A=1\nGITHUB_TOKEN={GHP}\n").as_bytes())]);
     let out = keyward(dir.path(), &["scan", "--format", "json"]);
     let found = json(&out);
     assert_eq!(found.len(), 1);
@@ -243,10 +192,7 @@ fn plaintext_appears_only_with_show_secrets() {
         let all = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
         assert!(!all.contains(KW), "{format} leaked the token");
         assert!(all.contains("kw_sk_live_…iP4Y"), "{format}: {all}");
-        let shown = keyward(
-            dir.path(),
-            &["scan", ".", "--format", format, "--show-secrets"],
-        );
+        let shown = keyward(dir.path(), &["scan", ".", "--format", format, "--show-secrets"]);
         assert!(stdout(&shown).contains(KW), "{format} --show-secrets");
     }
 }
@@ -254,31 +200,17 @@ fn plaintext_appears_only_with_show_secrets() {
 #[test]
 fn allow_marker_ignore_file_and_baseline_suppress_findings() {
     let dir = tree(&[
-        (
-            "inline.py",
-            format!("TOKEN = '{GHP}'  # keyward:allow\n").as_bytes(),
-        ),
+        ("inline.py", format!("TOKEN = '{GHP}'  # keyward:allow\n").as_bytes()),
         ("fixtures/sample.env", format!("K={KW}\n").as_bytes()),
         ("docs/npm.md", format!("`{NPM}`\n").as_bytes()),
     ]);
     let first = json(&keyward(dir.path(), &["scan", ".", "--format", "json"]));
-    assert_eq!(
-        first.len(),
-        2,
-        "the allow marker hides inline.py: {first:?}"
-    );
-    let npm_id = first
-        .iter()
-        .find(|f| f["rule_id"] == "npm.access-token")
-        .unwrap()["finding_id"]
+    assert_eq!(first.len(), 2, "the allow marker hides inline.py: {first:?}");
+    let npm_id = first.iter().find(|f| f["rule_id"] == "npm.access-token").unwrap()["finding_id"]
         .as_str()
         .unwrap()
         .to_string();
-    std::fs::write(
-        dir.path().join(".keywardignore"),
-        format!("fixtures/\n{npm_id}\n"),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join(".keywardignore"), format!("fixtures/\n{npm_id}\n")).unwrap();
     let out = keyward(dir.path(), &["scan", ".", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 
@@ -293,17 +225,7 @@ fn allow_marker_ignore_file_and_baseline_suppress_findings() {
         format!("{}\n", "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"),
     )
     .unwrap();
-    let after = keyward(
-        dir.path(),
-        &[
-            "scan",
-            ".",
-            "--format",
-            "json",
-            "--baseline",
-            "baseline.json",
-        ],
-    );
+    let after = keyward(dir.path(), &["scan", ".", "--format", "json", "--baseline", "baseline.json"]);
     let left = json(&after);
     assert_eq!(left.len(), 1, "only the new token: {left:?}");
     assert_eq!(left[0]["path"], "new.txt");
@@ -329,10 +251,7 @@ fn stdin_is_scanned_with_a_dash() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let found = json(&out);
-    assert_eq!(
-        (found[0]["path"].as_str(), found[0]["line"].as_u64()),
-        (Some("-"), Some(2))
-    );
+    assert_eq!((found[0]["path"].as_str(), found[0]["line"].as_u64()), (Some("-"), Some(2)));
 }
 
 #[test]
@@ -341,12 +260,7 @@ fn binary_files_are_skipped_unless_asked() {
     blob.extend_from_slice(GHP.as_bytes());
     let dir = tree(&[("image.bin", &blob)]);
     assert_eq!(keyward(dir.path(), &["scan", "."]).status.code(), Some(0));
-    assert_eq!(
-        keyward(dir.path(), &["scan", ".", "--binary"])
-            .status
-            .code(),
-        Some(1)
-    );
+    assert_eq!(keyward(dir.path(), &["scan", ".", "--binary"]).status.code(), Some(1));
 }
 
 #[test]
@@ -375,38 +289,18 @@ fn deployment_prefix_from_flag_and_config() {
     let sum = keyward::keys::checksum::crc32_base62(head.as_bytes());
     let token = format!("{head}{}", std::str::from_utf8(&sum).unwrap());
     let dir = tree(&[("a.env", format!("K={token}\n").as_bytes())]);
-    assert_eq!(
-        keyward(dir.path(), &["scan", "a.env"]).status.code(),
-        Some(0)
-    );
-    assert_eq!(
-        keyward(dir.path(), &["scan", "a.env", "--prefix", "acme"])
-            .status
-            .code(),
-        Some(1)
-    );
+    assert_eq!(keyward(dir.path(), &["scan", "a.env"]).status.code(), Some(0));
+    assert_eq!(keyward(dir.path(), &["scan", "a.env", "--prefix", "acme"]).status.code(), Some(1));
     std::fs::write(dir.path().join("keyward.toml"), "prefix = \"acme\"\n").unwrap();
-    assert_eq!(
-        keyward(dir.path(), &["scan", "a.env"]).status.code(),
-        Some(1)
-    );
+    assert_eq!(keyward(dir.path(), &["scan", "a.env"]).status.code(), Some(1));
 }
 
 #[test]
 fn all_candidates_shows_look_alikes_marked() {
-    let dir = tree(&[(
-        "a.env",
-        b"A=ghp_sdtbJElqcXBXQG2ZdGXTIQlstGDjxn1zJFsA\nB=ghp_<your-token>\n",
-    )]);
+    let dir = tree(&[("a.env", b"A=ghp_sdtbJElqcXBXQG2ZdGXTIQlstGDjxn1zJFsA\nB=ghp_<your-token>\n")]);
     assert_eq!(keyward(dir.path(), &["scan", "."]).status.code(), Some(0));
-    let found = json(&keyward(
-        dir.path(),
-        &["scan", ".", "--all-candidates", "--format", "json"],
-    ));
-    let marks: Vec<&str> = found
-        .iter()
-        .map(|f| f["confidence"].as_str().unwrap())
-        .collect();
+    let found = json(&keyward(dir.path(), &["scan", ".", "--all-candidates", "--format", "json"]));
+    let marks: Vec<&str> = found.iter().map(|f| f["confidence"].as_str().unwrap()).collect();
     assert_eq!(marks, vec!["invalid-checksum", "placeholder"]);
 }
 
@@ -414,10 +308,7 @@ fn all_candidates_shows_look_alikes_marked() {
 fn jsonl_is_one_finding_per_line() {
     let dir = tree(&[("a", format!("{GHP}\n{NPM}\n").as_bytes())]);
     let out = stdout(&keyward(dir.path(), &["scan", ".", "--format", "jsonl"]));
-    let rows: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 2);
 }
 

@@ -97,38 +97,19 @@ pub fn keys(command: KeysCommand) -> Result<u8> {
             scopes,
             expires_at,
         } => {
-            let body = json!({"name": name, "description": description, "kind": kind, "mode": mode, "scopes": scopes, "expires_at": expires_at});
-            (
-                endpoint,
-                "POST",
-                format!("/v1/projects/{project}/keys"),
-                Some(body),
-            )
+            let body =
+                json!({"name": name, "description": description, "kind": kind, "mode": mode, "scopes": scopes, "expires_at": expires_at});
+            (endpoint, "POST", format!("/v1/projects/{project}/keys"), Some(body))
         }
-        KeysCommand::List { endpoint, project } => (
-            endpoint,
-            "GET",
-            format!("/v1/projects/{project}/keys"),
-            None,
-        ),
-        KeysCommand::Get { endpoint, key_id } => {
-            (endpoint, "GET", format!("/v1/keys/{key_id}"), None)
-        }
-        KeysCommand::Revoke {
-            endpoint,
-            key_id,
-            reason,
-        } => (
+        KeysCommand::List { endpoint, project } => (endpoint, "GET", format!("/v1/projects/{project}/keys"), None),
+        KeysCommand::Get { endpoint, key_id } => (endpoint, "GET", format!("/v1/keys/{key_id}"), None),
+        KeysCommand::Revoke { endpoint, key_id, reason } => (
             endpoint,
             "POST",
             format!("/v1/keys/{key_id}/revoke"),
             Some(json!({"reason": reason})),
         ),
-        KeysCommand::Rotate {
-            endpoint,
-            key_id,
-            overlap,
-        } => (
+        KeysCommand::Rotate { endpoint, key_id, overlap } => (
             endpoint,
             "POST",
             format!("/v1/keys/{key_id}/rotate"),
@@ -142,12 +123,7 @@ pub fn keys(command: KeysCommand) -> Result<u8> {
 
 pub fn projects(command: ProjectsCommand) -> Result<u8> {
     let (endpoint, method, path, body) = match command {
-        ProjectsCommand::Create { endpoint, name } => (
-            endpoint,
-            "POST",
-            "/v1/projects".to_string(),
-            Some(json!({"name": name})),
-        ),
+        ProjectsCommand::Create { endpoint, name } => (endpoint, "POST", "/v1/projects".to_string(), Some(json!({"name": name}))),
         ProjectsCommand::List { endpoint } => (endpoint, "GET", "/v1/projects".to_string(), None),
     };
     let response = call(&endpoint, method, &path, body)?;
@@ -156,9 +132,7 @@ pub fn projects(command: ProjectsCommand) -> Result<u8> {
 }
 
 fn call(endpoint: &Endpoint, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let client = reqwest::Client::new();
         let url = format!("{}{path}", endpoint.url.trim_end_matches('/'));
@@ -167,10 +141,7 @@ fn call(endpoint: &Endpoint, method: &str, path: &str, body: Option<Value>) -> R
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("calling {url}"))?;
+        let response = request.send().await.with_context(|| format!("calling {url}"))?;
         let status = response.status();
         let value: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -183,10 +154,7 @@ fn call(endpoint: &Endpoint, method: &str, path: &str, body: Option<Value>) -> R
 
 fn print_response(endpoint: &Endpoint, value: &Value) {
     if endpoint.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
         return;
     }
     if let Some(project) = value.get("project") {
@@ -217,12 +185,7 @@ fn print_response(endpoint: &Endpoint, value: &Value) {
 fn print_item(item: &Value) {
     let s = |field: &str| item[field].as_str().unwrap_or("").to_string();
     if item.get("last4").is_some() {
-        let scopes: Vec<&str> = item["scopes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let scopes: Vec<&str> = item["scopes"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
         println!(
             "{}  {:<24} {}…{}  {:<4} {:<8} [{}]",
             s("id"),

@@ -14,11 +14,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "keyward",
-    version,
-    about = "API keys that hunt for their own leaks"
-)]
+#[command(name = "keyward", version, about = "API keys that hunt for their own leaks")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

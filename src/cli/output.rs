@@ -23,21 +23,11 @@ pub struct Reported {
     pub finding: Finding,
 }
 
-pub fn write(
-    format: Format,
-    out: &mut impl Write,
-    found: &[Reported],
-    engine: &Engine,
-    secrets: bool,
-    color: bool,
-) -> std::io::Result<()> {
+pub fn write(format: Format, out: &mut impl Write, found: &[Reported], engine: &Engine, secrets: bool, color: bool) -> std::io::Result<()> {
     match format {
         Format::Text => text(out, found, engine, secrets, color),
         Format::Json => {
-            let rows: Vec<Value> = found
-                .iter()
-                .map(|r| finding_json(r, engine, secrets))
-                .collect();
+            let rows: Vec<Value> = found.iter().map(|r| finding_json(r, engine, secrets)).collect();
             serde_json::to_writer_pretty(&mut *out, &rows)?;
             writeln!(out)
         }
@@ -55,13 +45,7 @@ pub fn write(
     }
 }
 
-fn text(
-    out: &mut impl Write,
-    found: &[Reported],
-    engine: &Engine,
-    secrets: bool,
-    color: bool,
-) -> std::io::Result<()> {
+fn text(out: &mut impl Write, found: &[Reported], engine: &Engine, secrets: bool, color: bool) -> std::io::Result<()> {
     let paint = |code: &str, s: &str| {
         if color {
             format!("\x1b[{code}m{s}\x1b[0m")
@@ -122,10 +106,7 @@ fn finding_json(r: &Reported, engine: &Engine, secrets: bool) -> Value {
 
 fn sarif(found: &[Reported], engine: &Engine, secrets: bool) -> Value {
     let rules: Vec<Value> = engine.rules().rules().iter().map(sarif_rule).collect();
-    let results: Vec<Value> = found
-        .iter()
-        .map(|r| sarif_result(r, engine, secrets))
-        .collect();
+    let results: Vec<Value> = found.iter().map(|r| sarif_result(r, engine, secrets)).collect();
     json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -195,10 +176,7 @@ fn security_severity(rule: &Rule) -> &'static str {
 fn sarif_result(r: &Reported, engine: &Engine, secrets: bool) -> Value {
     let f = &r.finding;
     let rule = engine.rule(f.rule);
-    let mut message = format!(
-        "{} {} found ({} confidence).",
-        rule.name, f.redacted, f.confidence
-    );
+    let mut message = format!("{} {} found ({} confidence).", rule.name, f.redacted, f.confidence);
     if secrets {
         message.push_str(&format!(" Value: {}", f.secret.expose()));
     }

@@ -37,10 +37,7 @@ fn list(rules: &RuleSet, json: bool) -> Result<u8> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(EXIT_CLEAN);
     }
-    println!(
-        "{:<30} {:<9} {:<10} {:<22} PREFIXES",
-        "ID", "SEVERITY", "CONFIDENCE", "CHECKSUM"
-    );
+    println!("{:<30} {:<9} {:<10} {:<22} PREFIXES", "ID", "SEVERITY", "CONFIDENCE", "CHECKSUM");
     for r in rules.rules() {
         println!(
             "{:<30} {:<9} {:<10} {:<22} {}",
@@ -82,8 +79,7 @@ fn rule_json(r: &Rule) -> serde_json::Value {
 }
 
 fn check(rules: RuleSet) -> Result<u8> {
-    let engine =
-        Engine::new(rules.clone(), EngineOptions::default()).context("building the engine")?;
+    let engine = Engine::new(rules.clone(), EngineOptions::default()).context("building the engine")?;
     let mut failures = 0;
     for rule in rules
         .rules()
@@ -107,11 +103,7 @@ fn check(rules: RuleSet) -> Result<u8> {
         }
     }
     println!("{} rules checked, {failures} failed", rules.rules().len());
-    Ok(if failures == 0 {
-        EXIT_CLEAN
-    } else {
-        EXIT_FINDINGS
-    })
+    Ok(if failures == 0 { EXIT_CLEAN } else { EXIT_FINDINGS })
 }
 
 fn check_rule(engine: &Engine, rule: &Rule) -> Vec<String> {

@@ -59,12 +59,9 @@ pub fn run(args: ScanArgs) -> Result<u8> {
     let allowlist = allowlist(&args, &paths)?;
     let walk = WalkOptions {
         binary: args.binary,
-        threads: args
-            .threads
-            .unwrap_or_else(|| WalkOptions::default().threads),
+        threads: args.threads.unwrap_or_else(|| WalkOptions::default().threads),
     };
-    let (on_disk, stdin): (Vec<PathBuf>, Vec<PathBuf>) =
-        paths.into_iter().partition(|p| p.as_os_str() != "-");
+    let (on_disk, stdin): (Vec<PathBuf>, Vec<PathBuf>) = paths.into_iter().partition(|p| p.as_os_str() != "-");
     let (found, mut stats) = files::scan_paths(&engine, &on_disk, &walk);
     let mut reported: Vec<Reported> = found
         .into_iter()
@@ -86,14 +83,7 @@ pub fn run(args: ScanArgs) -> Result<u8> {
     let stdout = std::io::stdout();
     let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut out = stdout.lock();
-    output::write(
-        args.format,
-        &mut out,
-        &reported,
-        &engine,
-        args.show_secrets,
-        color,
-    )?;
+    output::write(args.format, &mut out, &reported, &engine, args.show_secrets, color)?;
     out.flush()?;
 
     for err in &stats.errors {
@@ -114,9 +104,7 @@ pub fn run(args: ScanArgs) -> Result<u8> {
 fn scan_stdin(engine: &Engine, binary: bool, stats: &mut WalkStats) -> Result<Vec<Reported>> {
     let mut stream = Stream::new(engine);
     let mut findings = Vec::new();
-    match files::scan_reader(std::io::stdin().lock(), &mut stream, binary, &mut findings)
-        .context("reading stdin")?
-    {
+    match files::scan_reader(std::io::stdin().lock(), &mut stream, binary, &mut findings).context("reading stdin")? {
         Some(bytes) => {
             stats.files += 1;
             stats.bytes += bytes;
@@ -137,8 +125,7 @@ fn scan_stdin(engine: &Engine, binary: bool, stats: &mut WalkStats) -> Result<Ve
 fn allowlist(args: &ScanArgs, paths: &[PathBuf]) -> Result<Allowlist> {
     let mut allowlist = Allowlist::default();
     if let Some(baseline) = &args.baseline {
-        let text = std::fs::read_to_string(baseline)
-            .with_context(|| format!("reading baseline {}", baseline.display()))?;
+        let text = std::fs::read_to_string(baseline).with_context(|| format!("reading baseline {}", baseline.display()))?;
         allowlist
             .add_baseline(&text)
             .with_context(|| format!("baseline {}", baseline.display()))?;
@@ -148,8 +135,7 @@ fn allowlist(args: &ScanArgs, paths: &[PathBuf]) -> Result<Allowlist> {
         roots.push(if p.is_dir() {
             p.clone()
         } else {
-            p.parent()
-                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+            p.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
         });
     }
     roots.sort();

@@ -12,6 +12,9 @@ use super::{EXIT_CLEAN, EXIT_FINDINGS};
 use keyward::config::{Config, ServerSettings};
 use keyward::keys::fingerprint::Fingerprinter;
 use keyward::keys::scopes::Catalog;
+use keyward::response::alerts::{AlertWorker, EmailSettings};
+use keyward::response::partners::PartnerKeys;
+use keyward::response::LeakResponder;
 use keyward::server::{app, AppState};
 use keyward::service::KeyService;
 
@@ -60,8 +63,7 @@ struct Opened {
 async fn open(args: &StoreArgs, listen: Option<String>) -> Result<Opened> {
     let config = Config::load(args.config.as_deref())?;
     let settings = ServerSettings::resolve(&config, args.data_dir.clone(), listen);
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating {}", settings.data_dir.display()))?;
     let pepper = settings.pepper()?;
     let catalog = if config.scopes.is_empty() {
         Catalog::default()
@@ -71,12 +73,7 @@ async fn open(args: &StoreArgs, listen: Option<String>) -> Result<Opened> {
     let store = keyward::store::Store::open(&settings.database_url)
         .await
         .context("opening the database")?;
-    let service = KeyService::new(
-        store,
-        Fingerprinter::new(&pepper)?,
-        catalog,
-        &settings.prefix,
-    )?;
+    let service = KeyService::new(store, Fingerprinter::new(&pepper)?, catalog, &settings.prefix)?;
     Ok(Opened {
         service: Arc::new(service),
         settings,
@@ -84,9 +81,7 @@ async fn open(args: &StoreArgs, listen: Option<String>) -> Result<Opened> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 pub fn init(args: InitArgs) -> Result<u8> {
@@ -125,28 +120,30 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         println!("keyward listening on http://{}", listener.local_addr()?);
         if let Some((project, issued, _)) = &bootstrap {
             println!("project: {}", project.id);
-            println!(
-                "admin key (shown once, store it now): {}",
-                issued.secret.expose()
-            );
+            println!("admin key (shown once, store it now): {}", issued.secret.expose());
         }
         tracing::info!(database = %opened.settings.database_url_for_display(), "serving");
         let flusher = tokio::spawn(flush_usage_forever(service.clone()));
+        let responder = Arc::new(LeakResponder::new(service.clone()));
+        let email = EmailSettings {
+            smtp_url: opened.settings.smtp_url.clone(),
+            from: opened.settings.smtp_from.clone(),
+        };
+        let worker = AlertWorker::new(service.store().clone(), email, responder.alert_signal()).with_lease_ms(opened.settings.job_lease_ms);
+        let alerts = tokio::spawn(worker.run());
+        let partner_keys = |url: &Option<String>| url.clone().map(|u| Arc::new(PartnerKeys::new(u)));
         let router = app(AppState {
             service: service.clone(),
+            responder,
+            github_keys: partner_keys(&opened.settings.github_keys_url),
+            gitlab_keys: partner_keys(&opened.settings.gitlab_keys_url),
         });
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
         flusher.abort();
-        service
-            .verifier()
-            .flush_usage()
-            .await
-            .context("flushing usage counters")?;
+        alerts.abort();
+        service.verifier().flush_usage().await.context("flushing usage counters")?;
         service.store().close().await;
         tracing::info!("stopped");
         Ok(EXIT_CLEAN)
@@ -169,8 +166,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };
@@ -186,8 +182,7 @@ async fn shutdown_signal() {
 /// Logs go to stderr; `RUST_LOG` filters them, `KEYWARD_LOG_FORMAT=json`
 /// makes them JSON lines.
 fn init_tracing() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -23,12 +23,8 @@ impl Allowlist {
     /// Takes the finding ids out of an ignore file; other lines are path
     /// patterns, which the file walker applies.
     pub fn add_ignore_file(&mut self, text: &str) {
-        self.ids.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| is_finding_id(l))
-                .map(str::to_string),
-        );
+        self.ids
+            .extend(text.lines().map(str::trim).filter(|l| is_finding_id(l)).map(str::to_string));
     }
 
     /// Takes every finding id of a previous `--format json` report: a bare
@@ -67,11 +63,7 @@ impl Allowlist {
 
 /// `kwf_` and 24 lowercase hex digits.
 pub fn is_finding_id(text: &str) -> bool {
-    text.len() == 28
-        && text.starts_with("kwf_")
-        && text[4..]
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    text.len() == 28 && text.starts_with("kwf_") && text[4..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
@@ -88,11 +80,7 @@ mod tests {
     }
 
     t!(valid_id, "kwf_0123456789abcdef01234567", true);
-    t!(
-        upper_hex_is_not_an_id,
-        "kwf_0123456789ABCDEF01234567",
-        false
-    );
+    t!(upper_hex_is_not_an_id, "kwf_0123456789ABCDEF01234567", false);
     t!(path_pattern_is_not_an_id, "fixtures/**", false);
     t!(short_id, "kwf_0123", false);
 

@@ -91,10 +91,7 @@ mod tests {
         ($name:ident, $prefix:expr, $align:expr, $expected:expr) => {
             #[test]
             fn $name() {
-                assert_eq!(
-                    String::from_utf8(fragment($prefix, $align)).unwrap(),
-                    $expected
-                );
+                assert_eq!(String::from_utf8(fragment($prefix, $align)).unwrap(), $expected);
             }
         };
     }

@@ -84,12 +84,7 @@ mod tests {
                     assert!(set.contains(b), "{} should contain {:?}", $spec, b as char);
                 }
                 for b in $outside.bytes() {
-                    assert!(
-                        !set.contains(b),
-                        "{} should not contain {:?}",
-                        $spec,
-                        b as char
-                    );
+                    assert!(!set.contains(b), "{} should not contain {:?}", $spec, b as char);
                 }
             }
         };

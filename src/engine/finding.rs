@@ -101,10 +101,7 @@ mod tests {
 
     #[test]
     fn secret_debug_is_redacted() {
-        assert_eq!(
-            format!("{:?}", Secret::new(b"kw_sk_live_abc")),
-            "Secret([redacted])"
-        );
+        assert_eq!(format!("{:?}", Secret::new(b"kw_sk_live_abc")), "Secret([redacted])");
     }
 
     #[test]

@@ -147,10 +147,7 @@ impl Engine {
         for searcher in &self.searchers {
             for (start, pattern) in searcher.hits(hay) {
                 match pattern.base64_align {
-                    None => pattern
-                        .targets
-                        .iter()
-                        .for_each(|t| self.push_plain(hay, start, *t, &mut found)),
+                    None => pattern.targets.iter().for_each(|t| self.push_plain(hay, start, *t, &mut found)),
                     Some(align) => self.push_base64(hay, start, align, pattern, &mut found),
                 }
             }
@@ -178,14 +175,7 @@ impl Engine {
         }
     }
 
-    fn push_base64(
-        &self,
-        hay: &[u8],
-        hit: usize,
-        align: usize,
-        pattern: &Pattern,
-        out: &mut Vec<Candidate>,
-    ) {
+    fn push_base64(&self, hay: &[u8], hit: usize, align: usize, pattern: &Pattern, out: &mut Vec<Candidate>) {
         let Some(group) = hit.checked_sub(base64::lead_chars(align)) else {
             return;
         };
@@ -196,10 +186,7 @@ impl Engine {
             if hay.len() - group < base64::encoded_len(align + prefix.len()) {
                 continue;
             }
-            let decoded = base64::decode_prefix(
-                &hay[group..hay.len().min(group + base64::encoded_len(want) + 4)],
-                want,
-            );
+            let decoded = base64::decode_prefix(&hay[group..hay.len().min(group + base64::encoded_len(want) + 4)], want);
             if !decoded.get(align..).is_some_and(|d| d.starts_with(prefix)) {
                 continue;
             }
@@ -232,11 +219,7 @@ impl Engine {
 
 fn match_token(rule: &Rule, data: &[u8], start: usize, body: usize) -> Option<Hit> {
     let limit = data.len().min(body + rule.max_len + 1);
-    let end = body
-        + data[body..limit]
-            .iter()
-            .take_while(|&&b| rule.charset.contains(b))
-            .count();
+    let end = body + data[body..limit].iter().take_while(|&&b| rule.charset.contains(b)).count();
     let len = end - body;
     let display_prefix = String::from_utf8_lossy(&data[start..body]).into_owned();
     if len > rule.max_len {
@@ -254,11 +237,7 @@ fn match_token(rule: &Rule, data: &[u8], start: usize, body: usize) -> Option<Hi
         return None;
     }
     let body_bytes = &data[body..end];
-    if rule
-        .pattern
-        .as_ref()
-        .is_some_and(|p| !p.is_match(body_bytes))
-    {
+    if rule.pattern.as_ref().is_some_and(|p| !p.is_match(body_bytes)) {
         return None;
     }
     let confidence = if !checksum_holds(rule, &data[start..end], body_bytes) {
@@ -284,10 +263,7 @@ fn template_slot(data: &[u8], body: usize, run_end: usize) -> Option<usize> {
         return None;
     }
     let window = &data[run_end..data.len().min(run_end + 64)];
-    let close = window
-        .iter()
-        .position(|b| b" \t\r\n\"'`>}]".contains(b))
-        .unwrap_or(window.len());
+    let close = window.iter().position(|b| b" \t\r\n\"'`>}]".contains(b)).unwrap_or(window.len());
     let end = run_end + close + usize::from(window.get(close).is_some_and(|b| b">}]".contains(b)));
     (end > body).then_some(end)
 }
@@ -296,12 +272,8 @@ fn checksum_holds(rule: &Rule, token: &[u8], body: &[u8]) -> bool {
     let n = checksum::CHECKSUM_LEN;
     match rule.checksum {
         ChecksumKind::None => true,
-        ChecksumKind::Crc32Base62Random => {
-            checksum::verify(&body[..body.len() - n], &body[body.len() - n..])
-        }
-        ChecksumKind::Crc32Base62All => {
-            checksum::verify(&token[..token.len() - n], &token[token.len() - n..])
-        }
+        ChecksumKind::Crc32Base62Random => checksum::verify(&body[..body.len() - n], &body[body.len() - n..]),
+        ChecksumKind::Crc32Base62All => checksum::verify(&token[..token.len() - n], &token[token.len() - n..]),
     }
 }
 
@@ -323,11 +295,7 @@ fn match_pem(rule: &Rule, data: &[u8], start: usize, label_start: usize) -> Opti
     let close = memchr::memmem::find(&data[after_end..data.len().min(after_end + 64)], DASHES)?;
     let end = after_end + close + DASHES.len();
     let body_bytes = &data[body..body_end];
-    let significant: Vec<u8> = body_bytes
-        .iter()
-        .copied()
-        .filter(|&b| rule.charset.contains(b))
-        .collect();
+    let significant: Vec<u8> = body_bytes.iter().copied().filter(|&b| rule.charset.contains(b)).collect();
     let confidence = if significant.len() < rule.min_len
         || memchr::memmem::find(body_bytes, b"...").is_some()
         || placeholder::looks_like_placeholder(&significant)
@@ -391,11 +359,7 @@ impl AnchorSet {
                 {
                     let inherited = self.patterns[j].targets.clone();
                     for t in inherited {
-                        if !self.patterns[i]
-                            .targets
-                            .iter()
-                            .any(|k| k.rule == t.rule && k.prefix == t.prefix)
-                        {
+                        if !self.patterns[i].targets.iter().any(|k| k.rule == t.rule && k.prefix == t.prefix) {
                             self.patterns[i].targets.push(t);
                         }
                     }
@@ -409,17 +373,14 @@ impl AnchorSet {
     /// each other and the long ones keep a selective SIMD fingerprint.
     fn build(mut self) -> Result<Vec<Searcher>, EngineError> {
         self.inherit_shorter_targets();
-        let mut by_length: Vec<(Vec<u8>, Pattern)> =
-            self.literals.into_iter().zip(self.patterns).collect();
+        let mut by_length: Vec<(Vec<u8>, Pattern)> = self.literals.into_iter().zip(self.patterns).collect();
         by_length.sort_by_key(|(literal, _)| std::cmp::Reverse(literal.len()));
         by_length
             .chunks(SIMD_LIMIT)
             .map(|group| {
                 let literals: Vec<&[u8]> = group.iter().map(|(l, _)| l.as_slice()).collect();
                 Ok(Searcher {
-                    automaton: AhoCorasick::builder()
-                        .match_kind(MatchKind::LeftmostLongest)
-                        .build(literals)?,
+                    automaton: AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(literals)?,
                     patterns: group.iter().map(|(_, p)| p.clone()).collect(),
                 })
             })
@@ -440,9 +401,7 @@ impl Searcher {
     fn hits<'a>(&'a self, hay: &'a [u8]) -> impl Iterator<Item = (usize, &'a Pattern)> + 'a {
         let mut at = 0;
         std::iter::from_fn(move || {
-            let m = self
-                .automaton
-                .find(aho_corasick::Input::new(hay).range(at..))?;
+            let m = self.automaton.find(aho_corasick::Input::new(hay).range(at..))?;
             at = m.start() + 1;
             Some((m.start(), &self.patterns[m.pattern().as_usize()]))
         })
@@ -491,22 +450,14 @@ fn anchors(rules: &RuleSet) -> AnchorSet {
 fn base64_anchors(rules: &RuleSet) -> AnchorSet {
     let mut set = AnchorSet::default();
     for (rule, prefix, target) in each_prefix(rules) {
-        if rule
-            .prefixes
-            .iter()
-            .any(|other| other != prefix && prefix.contains(other.as_str()))
-        {
+        if rule.prefixes.iter().any(|other| other != prefix && prefix.contains(other.as_str())) {
             continue;
         }
         for key in anchor_keys(rule, prefix) {
             for align in 0..3 {
                 let fragment = base64::fragment(&key, align);
                 if fragment.len() >= MIN_ANCHOR {
-                    set.add(
-                        fragment[..fragment.len().min(BASE64_ANCHOR)].to_vec(),
-                        Some(align),
-                        target,
-                    );
+                    set.add(fragment[..fragment.len().min(BASE64_ANCHOR)].to_vec(), Some(align), target);
                 }
             }
         }
@@ -517,12 +468,7 @@ fn base64_anchors(rules: &RuleSet) -> AnchorSet {
 /// Orders candidates by start and drops any that lies inside another of
 /// at least equal confidence (one token hit through two prefixes).
 fn resolve_overlaps(mut found: Vec<Candidate>) -> Vec<Candidate> {
-    found.sort_by(|a, b| {
-        a.start
-            .cmp(&b.start)
-            .then(b.end.cmp(&a.end))
-            .then(b.confidence.cmp(&a.confidence))
-    });
+    found.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)).then(b.confidence.cmp(&a.confidence)));
     let mut kept: Vec<Candidate> = Vec::with_capacity(found.len());
     for c in found {
         match kept.last_mut() {

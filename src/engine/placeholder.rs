@@ -46,11 +46,7 @@ fn few_distinct(body: &[u8]) -> bool {
 fn has_counting_run(body: &[u8]) -> bool {
     let mut run = 1;
     for pair in body.windows(2) {
-        run = if pair[1] == pair[0].wrapping_add(1) {
-            run + 1
-        } else {
-            1
-        };
+        run = if pair[1] == pair[0].wrapping_add(1) { run + 1 } else { 1 };
         if run >= 8 {
             return true;
         }
@@ -60,9 +56,7 @@ fn has_counting_run(body: &[u8]) -> bool {
 
 fn has_placeholder_word(body: &[u8]) -> bool {
     let lower = body.to_ascii_lowercase();
-    WORDS
-        .iter()
-        .any(|w| memchr::memmem::find(&lower, w).is_some())
+    WORDS.iter().any(|w| memchr::memmem::find(&lower, w).is_some())
 }
 
 #[cfg(test)]
@@ -84,11 +78,7 @@ mod tests {
     t!(counting, b"1234567890abcdefghij", true);
     t!(two_letters_alternating, b"abababababababababab", true);
     t!(your_key, b"your_key_goes_here_ok", true);
-    t!(
-        random_base62,
-        b"Gq3TJtq9jY6l2r5vX8bWcN1eK0sZpLmAo7HdRfUi",
-        false
-    );
+    t!(random_base62, b"Gq3TJtq9jY6l2r5vX8bWcN1eK0sZpLmAo7HdRfUi", false);
     t!(random_upper, b"Q7ZP3K2LMX5RT4VN", false);
     t!(random_hex, b"9f3b1c7e2a5d48e6b0c1d2e3f4a5b6c7", false);
 }

@@ -197,36 +197,23 @@ impl Rule {
             id: spec.id.clone(),
             problem,
         };
-        if spec.id.is_empty()
-            || !spec
-                .id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        {
+        if spec.id.is_empty() || !spec.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
             return Err(invalid("id must be non-empty [A-Za-z0-9._-]".into()));
         }
         if spec.prefixes.is_empty() || spec.prefixes.iter().any(|p| p.len() < 2) {
-            return Err(invalid(
-                "needs at least one prefix of 2 or more bytes".into(),
-            ));
+            return Err(invalid("needs at least one prefix of 2 or more bytes".into()));
         }
         let charset = Charset::parse(&spec.charset).map_err(|e| invalid(e.to_string()))?;
         let (min_len, max_len) = match (spec.length, spec.min_length, spec.max_length) {
             (Some(n), None, None) => (n, n),
             (None, Some(lo), Some(hi)) if lo <= hi => (lo, hi),
-            _ => {
-                return Err(invalid(
-                    "give either length, or min_length <= max_length".into(),
-                ))
-            }
+            _ => return Err(invalid("give either length, or min_length <= max_length".into())),
         };
         if min_len == 0 || max_len > 64 * 1024 {
             return Err(invalid("lengths must be within 1..=65536".into()));
         }
         if spec.checksum != ChecksumKind::None && (min_len != max_len || min_len <= 6) {
-            return Err(invalid(
-                "a checksummed body has one fixed length over 6".into(),
-            ));
+            return Err(invalid("a checksummed body has one fixed length over 6".into()));
         }
         let pattern = spec
             .pattern
@@ -235,10 +222,10 @@ impl Rule {
             .transpose()
             .map_err(|e| invalid(format!("pattern: {e}")))?;
         if spec.deployment_prefix
-            && !spec.prefixes.iter().all(|p| {
-                p.starts_with(DEFAULT_DEPLOYMENT_PREFIX)
-                    && p[DEFAULT_DEPLOYMENT_PREFIX.len()..].starts_with('_')
-            })
+            && !spec
+                .prefixes
+                .iter()
+                .all(|p| p.starts_with(DEFAULT_DEPLOYMENT_PREFIX) && p[DEFAULT_DEPLOYMENT_PREFIX.len()..].starts_with('_'))
         {
             return Err(invalid(format!(
                 "deployment-prefix rules are written with prefix {DEFAULT_DEPLOYMENT_PREFIX}_"
@@ -268,11 +255,7 @@ impl Rule {
     pub fn max_span(&self) -> usize {
         let prefix = self.prefixes.iter().map(String::len).max().unwrap_or(0);
         // A PEM header line and END line wrap the body.
-        let frame = if self.shape == Shape::PemBlock {
-            256
-        } else {
-            0
-        };
+        let frame = if self.shape == Shape::PemBlock { 256 } else { 0 };
         prefix + self.max_len + frame + 2
     }
 
@@ -302,8 +285,7 @@ impl RuleSet {
     pub fn builtin() -> RuleSet {
         let mut set = RuleSet::default();
         for (file, text) in BUILTIN {
-            set.add_toml(file, text)
-                .expect("shipped rules are valid (checked by tests)");
+            set.add_toml(file, text).expect("shipped rules are valid (checked by tests)");
         }
         set
     }
@@ -327,10 +309,7 @@ impl RuleSet {
     /// Adds keyward-format rules for another deployment prefix, so a
     /// deployment configured with `acme` finds `acme_sk_live_…` tokens.
     pub fn add_deployment_prefix(&mut self, prefix: &str) -> Result<(), RuleError> {
-        let well_formed = (2..=16).contains(&prefix.len())
-            && prefix
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let well_formed = (2..=16).contains(&prefix.len()) && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if !well_formed {
             return Err(RuleError::BadDeploymentPrefix(prefix.to_string()));
         }
@@ -395,8 +374,16 @@ mod tests {
         &format!("[[rule]]\n{BASE}charset = \"z-a\"\nlength = 4\n"),
         "charset"
     );
-    t!(checksum_needs_fixed_length, &format!("[[rule]]\n{BASE}charset = \"a-z\"\nmin_length = 8\nmax_length = 9\nchecksum = \"crc32-base62-random\"\n"), "fixed length");
-    t!(duplicate_id_rejected, &format!("[[rule]]\n{BASE}charset = \"a-z\"\nlength = 4\n[[rule]]\n{BASE}charset = \"a-z\"\nlength = 4\n"), "twice");
+    t!(
+        checksum_needs_fixed_length,
+        &format!("[[rule]]\n{BASE}charset = \"a-z\"\nmin_length = 8\nmax_length = 9\nchecksum = \"crc32-base62-random\"\n"),
+        "fixed length"
+    );
+    t!(
+        duplicate_id_rejected,
+        &format!("[[rule]]\n{BASE}charset = \"a-z\"\nlength = 4\n[[rule]]\n{BASE}charset = \"a-z\"\nlength = 4\n"),
+        "twice"
+    );
     t!(
         bad_pattern_rejected,
         &format!("[[rule]]\n{BASE}charset = \"a-z\"\nlength = 4\npattern = \"(\"\n"),
@@ -409,10 +396,7 @@ mod tests {
         let before = set.rules().len();
         set.add_deployment_prefix("acme").unwrap();
         assert!(set.rules().len() > before);
-        assert!(set
-            .rules()
-            .iter()
-            .any(|r| r.prefixes.iter().any(|p| p == "acme_sk_live_")));
+        assert!(set.rules().iter().any(|r| r.prefixes.iter().any(|p| p == "acme_sk_live_")));
         assert!(set.add_deployment_prefix("Bad!").is_err());
     }
 }

@@ -4,13 +4,7 @@
 use super::*;
 
 fn engine(all: bool) -> Engine {
-    Engine::new(
-        RuleSet::builtin(),
-        EngineOptions {
-            all_candidates: all,
-        },
-    )
-    .unwrap()
+    Engine::new(RuleSet::builtin(), EngineOptions { all_candidates: all }).unwrap()
 }
 
 fn describe(findings: &[Finding]) -> Vec<String> {
@@ -40,26 +34,10 @@ macro_rules! t {
 }
 
 t!(bare_token, GHP.to_string(), vec!["github.token@1:1 high"]);
-t!(
-    token_in_env_line,
-    format!("A=1\nTOKEN={GHP}\n"),
-    vec!["github.token@2:7 high"]
-);
-t!(
-    crlf_lines,
-    format!("a\r\nb\r\nkey: {GHP}\r\n"),
-    vec!["github.token@3:6 high"]
-);
-t!(
-    no_final_newline,
-    format!("x\n{GHP}"),
-    vec!["github.token@2:1 high"]
-);
-t!(
-    quoted_json,
-    format!("{{\"t\":\"{GHP}\"}}"),
-    vec!["github.token@1:7 high"]
-);
+t!(token_in_env_line, format!("A=1\nTOKEN={GHP}\n"), vec!["github.token@2:7 high"]);
+t!(crlf_lines, format!("a\r\nb\r\nkey: {GHP}\r\n"), vec!["github.token@3:6 high"]);
+t!(no_final_newline, format!("x\n{GHP}"), vec!["github.token@2:1 high"]);
+t!(quoted_json, format!("{{\"t\":\"{GHP}\"}}"), vec!["github.token@1:7 high"]);
 t!(
     url_query,
     format!("https://x.test/?access_token={GHP}&a=1"),
@@ -74,22 +52,14 @@ t!(
     vec!["github.token@1:1 invalid-checksum"],
     true
 );
-t!(
-    placeholder_hidden,
-    format!("ghp_{}", "X".repeat(36)),
-    vec![]
-);
+t!(placeholder_hidden, format!("ghp_{}", "X".repeat(36)), vec![]);
 t!(
     placeholder_slot_shown_with_all,
     "token: ghp_<your-token>".to_string(),
     vec!["github.token@1:8 placeholder"],
     true
 );
-t!(
-    keyward_own_format,
-    format!("KEY={KW}"),
-    vec!["keyward.secret-key@1:5 high"]
-);
+t!(keyward_own_format, format!("KEY={KW}"), vec!["keyward.secret-key@1:5 high"]);
 t!(
     stripe_prefix_inside_keyward_token_ignored,
     KW.to_string(),
@@ -130,21 +100,13 @@ t!(
     format!("data: {}", b64(&format!("token={GHP_BAD}"))),
     vec![]
 );
-t!(
-    pem_block,
-    format!("x\n{}\n", PEM),
-    vec!["pem.private-key@2:1 high"]
-);
+t!(pem_block, format!("x\n{}\n", PEM), vec!["pem.private-key@2:1 high"]);
 t!(
     pem_placeholder_hidden,
     "-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----".to_string(),
     vec![]
 );
-t!(
-    pem_in_base64,
-    format!("tls.key: {}", b64(PEM)),
-    vec!["pem.private-key@1:10 high"]
-);
+t!(pem_in_base64, format!("tls.key: {}", b64(PEM)), vec!["pem.private-key@1:10 high"]);
 
 const PEM: &str = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBvZq3Tz9yq0cXJ1m5Qx7p3c8JfW2kL4nR6sT1uV0wXyoAoGCCqGSM49\nAwEHoUQDQgAE4pQk2m7sVx9r1yT3uW5vX7zY9aB1cD3eF5gH7iJ9kL1mN3oP5qR7\n-----END EC PRIVATE KEY-----";
 
@@ -169,10 +131,7 @@ fn b64(text: &str) -> String {
 #[test]
 fn allow_marker_sets_allowed() {
     let found = engine(false).scan_bytes(format!("{GHP} // keyward:allow\n{GHP}\n").as_bytes());
-    assert_eq!(
-        found.iter().map(|f| f.allowed).collect::<Vec<_>>(),
-        vec![true, false]
-    );
+    assert_eq!(found.iter().map(|f| f.allowed).collect::<Vec<_>>(), vec![true, false]);
 }
 
 #[test]
@@ -231,10 +190,7 @@ fn deployment_prefix_finds_other_prefix() {
         "{head}{}",
         std::str::from_utf8(&crate::keys::checksum::crc32_base62(head.as_bytes())).unwrap()
     );
-    assert_eq!(
-        describe(&e.scan_bytes(token.as_bytes())),
-        vec!["keyward.secret-key@1:1 high"]
-    );
+    assert_eq!(describe(&e.scan_bytes(token.as_bytes())), vec!["keyward.secret-key@1:1 high"]);
 }
 
 #[test]
@@ -246,8 +202,5 @@ fn shipped_rules_need_one_automaton_per_anchor_kind() {
         .map(|s| (s.automaton.patterns_len(), s.automaton.min_pattern_len()))
         .collect();
     assert!(engine.searchers.len() <= 5, "{groups:?}");
-    assert!(engine
-        .searchers
-        .iter()
-        .all(|s| s.patterns.len() <= SIMD_LIMIT));
+    assert!(engine.searchers.iter().all(|s| s.patterns.len() <= SIMD_LIMIT));
 }

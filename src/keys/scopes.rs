@@ -5,13 +5,7 @@
 use std::collections::BTreeMap;
 
 /// Scopes of keyward's own API, always in the catalog.
-pub const ADMIN_SCOPES: &[&str] = &[
-    "keys:read",
-    "keys:write",
-    "audit:read",
-    "members:write",
-    "projects:admin",
-];
+pub const ADMIN_SCOPES: &[&str] = &["keys:read", "keys:write", "audit:read", "members:write", "projects:admin"];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScopeError {
@@ -31,9 +25,7 @@ impl Default for Catalog {
     /// keyward's own scopes plus a few common product scopes, so a fresh
     /// deployment can issue useful keys before it is configured.
     fn default() -> Catalog {
-        let mut catalog = Catalog {
-            products: BTreeMap::new(),
-        };
+        let mut catalog = Catalog { products: BTreeMap::new() };
         for scope in ADMIN_SCOPES {
             catalog.insert(scope);
         }
@@ -48,9 +40,7 @@ impl Default for Catalog {
 impl Catalog {
     /// keyward's own scopes plus `products` (product -> actions).
     pub fn with_products(products: &BTreeMap<String, Vec<String>>) -> Result<Catalog, ScopeError> {
-        let mut catalog = Catalog {
-            products: BTreeMap::new(),
-        };
+        let mut catalog = Catalog { products: BTreeMap::new() };
         for scope in ADMIN_SCOPES {
             catalog.insert(scope);
         }
@@ -67,9 +57,7 @@ impl Catalog {
     }
 
     fn insert(&mut self, scope: &str) {
-        let (product, action) = scope
-            .split_once(':')
-            .expect("catalog scopes are resource:action");
+        let (product, action) = scope.split_once(':').expect("catalog scopes are resource:action");
         let actions = self.products.entry(product.to_string()).or_default();
         if !actions.iter().any(|a| a == action) {
             actions.push(action.to_string());
@@ -83,9 +71,7 @@ impl Catalog {
             if scope == "*" {
                 continue;
             }
-            let (product, action) = scope
-                .split_once(':')
-                .ok_or_else(|| ScopeError::Malformed(scope.clone()))?;
+            let (product, action) = scope.split_once(':').ok_or_else(|| ScopeError::Malformed(scope.clone()))?;
             let Some(actions) = self.products.get(product) else {
                 return Err(ScopeError::Unknown(scope.clone()));
             };
@@ -130,11 +116,7 @@ pub fn product_of(scope: &str) -> &str {
 }
 
 fn is_identifier(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
 }
 
 #[cfg(test)]
@@ -155,12 +137,7 @@ mod tests {
     t!(exact, ["keys:read"], "keys:read", true);
     t!(other_action, ["keys:read"], "keys:write", false);
     t!(resource_wildcard, ["keys:*"], "keys:write", true);
-    t!(
-        resource_wildcard_other_resource,
-        ["keys:*"],
-        "audit:read",
-        false
-    );
+    t!(resource_wildcard_other_resource, ["keys:*"], "audit:read", false);
     t!(star, ["*"], "audit:read", true);
     t!(prefix_is_not_resource, ["key:*"], "keys:read", false);
     t!(no_scopes, [] as [&str; 0], "keys:read", false);
@@ -168,21 +145,10 @@ mod tests {
     #[test]
     fn catalog_rejects_unknown_and_malformed() {
         let c = Catalog::default();
-        assert!(c
-            .validate(&["keys:read".into(), "analytics:*".into(), "*".into()])
-            .is_ok());
-        assert_eq!(
-            c.validate(&["bogus:read".into()]),
-            Err(ScopeError::Unknown("bogus:read".into()))
-        );
-        assert_eq!(
-            c.validate(&["keys:fly".into()]),
-            Err(ScopeError::Unknown("keys:fly".into()))
-        );
-        assert!(matches!(
-            c.validate(&["keys".into()]),
-            Err(ScopeError::Malformed(_))
-        ));
+        assert!(c.validate(&["keys:read".into(), "analytics:*".into(), "*".into()]).is_ok());
+        assert_eq!(c.validate(&["bogus:read".into()]), Err(ScopeError::Unknown("bogus:read".into())));
+        assert_eq!(c.validate(&["keys:fly".into()]), Err(ScopeError::Unknown("keys:fly".into())));
+        assert!(matches!(c.validate(&["keys".into()]), Err(ScopeError::Malformed(_))));
         assert!(c.validate_exact("keys:*").is_err());
     }
 

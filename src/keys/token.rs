@@ -136,8 +136,7 @@ pub struct Parsed<'a> {
 /// Parses and checks a token without any lookup.
 pub fn parse(token: &str) -> Result<Parsed<'_>, TokenError> {
     let mut parts = token.splitn(4, '_');
-    let (prefix, kind, mode, rest) = match (parts.next(), parts.next(), parts.next(), parts.next())
-    {
+    let (prefix, kind, mode, rest) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(p), Some(k), Some(m), Some(r)) => (p, k, m, r),
         _ => return Err(TokenError::Malformed),
     };
@@ -147,10 +146,7 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, TokenError> {
         _ => return Err(TokenError::Malformed),
     };
     let mode = Mode::parse(mode).ok_or(TokenError::Malformed)?;
-    if !valid_prefix(prefix)
-        || rest.len() != BODY_LEN + CHECKSUM_LEN
-        || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
+    if !valid_prefix(prefix) || rest.len() != BODY_LEN + CHECKSUM_LEN || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(TokenError::Malformed);
     }
     let (payload, sum) = token.split_at(token.len() - CHECKSUM_LEN);
@@ -167,10 +163,7 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, TokenError> {
 }
 
 pub fn valid_prefix(prefix: &str) -> bool {
-    (2..=16).contains(&prefix.len())
-        && prefix
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    (2..=16).contains(&prefix.len()) && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// `n` base62 characters, each uniform: bytes of 248 and above are
@@ -255,10 +248,7 @@ mod tests {
         }
         // Each digit expects 2000; a biased sampler (plain `b % 62`) gives
         // the first 8 digits ~2300.
-        assert!(
-            counts.iter().all(|&c| (1750..2250).contains(&c)),
-            "{counts:?}"
-        );
+        assert!(counts.iter().all(|&c| (1750..2250).contains(&c)), "{counts:?}");
     }
 
     fn kind_mode() -> impl Strategy<Value = (Kind, Mode)> {

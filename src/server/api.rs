@@ -32,10 +32,7 @@ pub async fn create_project(
 }
 
 #[utoipa::path(get, path = "/v1/projects", responses((status = 200, body = ProjectList)))]
-pub async fn list_projects(
-    State(s): State<AppState>,
-    Authed(caller): Authed,
-) -> Result<Json<ProjectList>, AppError> {
+pub async fn list_projects(State(s): State<AppState>, Authed(caller): Authed) -> Result<Json<ProjectList>, AppError> {
     let projects = s.service.projects(&caller).await?;
     Ok(Json(ProjectList {
         projects: projects.iter().map(ProjectView::from).collect(),
@@ -48,9 +45,7 @@ pub async fn get_project(
     Authed(caller): Authed,
     Path(project_id): Path<String>,
 ) -> Result<Json<ProjectView>, AppError> {
-    Ok(Json(ProjectView::from(
-        &s.service.project(&caller, &project_id).await?,
-    )))
+    Ok(Json(ProjectView::from(&s.service.project(&caller, &project_id).await?)))
 }
 
 #[utoipa::path(post, path = "/v1/projects/{project_id}/keys", request_body = CreateKey,
@@ -67,11 +62,7 @@ pub async fn create_key(
         kind: body.kind,
         mode: body.mode,
         scopes: body.scopes,
-        expires_at: body
-            .expires_at
-            .map(|t| t.to_ms())
-            .transpose()
-            .map_err(AppError::invalid)?,
+        expires_at: body.expires_at.map(|t| t.to_ms()).transpose().map_err(AppError::invalid)?,
         owner_user_id: body.owner_user_id,
     };
     let issued = s.service.create_key(&caller, &project_id, new).await?;
@@ -96,15 +87,8 @@ pub async fn list_keys(
 }
 
 #[utoipa::path(get, path = "/v1/keys/{key_id}", responses((status = 200, body = KeyView), (status = 404)))]
-pub async fn get_key(
-    State(s): State<AppState>,
-    Authed(caller): Authed,
-    Path(key_id): Path<String>,
-) -> Result<Json<KeyView>, AppError> {
-    Ok(Json(KeyView::new(
-        &s.service.get_key(&caller, &key_id).await?,
-        now_ms(),
-    )))
+pub async fn get_key(State(s): State<AppState>, Authed(caller): Authed, Path(key_id): Path<String>) -> Result<Json<KeyView>, AppError> {
+    Ok(Json(KeyView::new(&s.service.get_key(&caller, &key_id).await?, now_ms())))
 }
 
 #[utoipa::path(patch, path = "/v1/keys/{key_id}", request_body = UpdateKey, responses((status = 200, body = KeyView)))]
@@ -125,10 +109,7 @@ pub async fn update_key(
         scopes: body.scopes,
         expires_at,
     };
-    Ok(Json(KeyView::new(
-        &s.service.update_key(&caller, &key_id, update).await?,
-        now_ms(),
-    )))
+    Ok(Json(KeyView::new(&s.service.update_key(&caller, &key_id, update).await?, now_ms())))
 }
 
 #[utoipa::path(post, path = "/v1/keys/{key_id}/revoke", request_body = RevokeKey,
@@ -142,11 +123,7 @@ pub async fn revoke_key(
     let body: RevokeKey = optional_json(&body)?;
     let key = s
         .service
-        .revoke_key(
-            &caller,
-            &key_id,
-            body.reason.unwrap_or(RevokeReason::Manual),
-        )
+        .revoke_key(&caller, &key_id, body.reason.unwrap_or(RevokeReason::Manual))
         .await?;
     Ok(Json(KeyEnvelope {
         key: KeyView::new(&key, now_ms()),
@@ -161,10 +138,7 @@ pub async fn rotate_key(
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
     let body: RotateKey = optional_json(&body)?;
-    let issued = s
-        .service
-        .rotate_key(&caller, &key_id, body.overlap_seconds)
-        .await?;
+    let issued = s.service.rotate_key(&caller, &key_id, body.overlap_seconds).await?;
     let now = now_ms();
     let old = s.service.get_key(&caller, &key_id).await?;
     let rotated = KeyRotated {
@@ -185,10 +159,7 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Resu
 
 #[utoipa::path(post, path = "/v1/keys/verify", request_body = VerifyRequest,
     responses((status = 200, body = VerifyResponse, description = "always 200; `code` says why a key is not valid")))]
-pub async fn verify(
-    State(s): State<AppState>,
-    JsonBody(body): JsonBody<VerifyRequest>,
-) -> Result<Json<VerifyResponse>, AppError> {
+pub async fn verify(State(s): State<AppState>, JsonBody(body): JsonBody<VerifyRequest>) -> Result<Json<VerifyResponse>, AppError> {
     if let Some(scope) = body.scope.as_deref() {
         if scope.is_empty() || scope.len() > 200 {
             return Err(AppError::invalid("scope must be 1 to 200 characters"));
@@ -219,10 +190,7 @@ pub async fn set_entitlement(
     Path((project_id, product)): Path<(String, String)>,
     JsonBody(body): JsonBody<SetEntitlement>,
 ) -> Result<Json<EntitlementView>, AppError> {
-    let e = s
-        .service
-        .set_entitlement(&caller, &project_id, &product, body.state)
-        .await?;
+    let e = s.service.set_entitlement(&caller, &project_id, &product, body.state).await?;
     Ok(Json(EntitlementView::from(&e)))
 }
 
@@ -245,15 +213,8 @@ pub async fn add_member(
     Path(project_id): Path<String>,
     JsonBody(body): JsonBody<AddMember>,
 ) -> Result<Response, AppError> {
-    let member = s
-        .service
-        .add_member(&caller, &project_id, &body.email, body.role)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({"member": MemberView::from(&member)})),
-    )
-        .into_response())
+    let member = s.service.add_member(&caller, &project_id, &body.email, body.role).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({"member": MemberView::from(&member)}))).into_response())
 }
 
 #[utoipa::path(get, path = "/v1/projects/{project_id}/members", responses((status = 200, body = MemberList)))]
@@ -276,10 +237,7 @@ pub async fn audit(
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<AuditList>, AppError> {
     let limit = q.limit.unwrap_or(AUDIT_LIMIT).clamp(1, AUDIT_LIMIT);
-    let events = s
-        .service
-        .audit_events(&caller, &project_id, q.action.as_deref(), limit)
-        .await?;
+    let events = s.service.audit_events(&caller, &project_id, q.action.as_deref(), limit).await?;
     Ok(Json(AuditList {
         events: events.iter().map(AuditView::from).collect(),
     }))
@@ -287,15 +245,8 @@ pub async fn audit(
 
 #[utoipa::path(get, path = "/v1/projects/{project_id}/audit/export",
     responses((status = 200, description = "JSON Lines, one event per line; X-Content-SHA256 is the hex SHA-256 of the body", content_type = "application/x-ndjson")))]
-pub async fn audit_export(
-    State(s): State<AppState>,
-    Authed(caller): Authed,
-    Path(project_id): Path<String>,
-) -> Result<Response, AppError> {
-    let events = s
-        .service
-        .audit_events(&caller, &project_id, None, i64::MAX)
-        .await?;
+pub async fn audit_export(State(s): State<AppState>, Authed(caller): Authed, Path(project_id): Path<String>) -> Result<Response, AppError> {
+    let events = s.service.audit_events(&caller, &project_id, None, i64::MAX).await?;
     let mut body = String::new();
     for e in &events {
         body.push_str(&serde_json::to_string(&AuditView::from(e)).expect("audit events serialise"));
@@ -314,18 +265,59 @@ pub async fn audit_export(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/v1/projects/{project_id}/incidents", responses((status = 200, body = IncidentList)))]
+pub async fn incidents(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(project_id): Path<String>,
+) -> Result<Json<IncidentList>, AppError> {
+    let list = s.service.incidents(&caller, &project_id).await?;
+    Ok(Json(IncidentList {
+        incidents: list.iter().map(IncidentView::from).collect(),
+    }))
+}
+
+#[utoipa::path(put, path = "/v1/projects/{project_id}/alert-settings", request_body = SetAlertSettings, responses((status = 200, body = AlertSettingsView)))]
+pub async fn set_alert_settings(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(project_id): Path<String>,
+    JsonBody(body): JsonBody<SetAlertSettings>,
+) -> Result<Json<AlertSettingsView>, AppError> {
+    let settings = crate::store::AlertSettings {
+        webhook_url: body.webhook_url,
+        webhook_secret: body.webhook_secret,
+        slack_webhook_url: body.slack_webhook_url,
+        email: body.email,
+    };
+    let saved = s
+        .service
+        .set_alert_settings(&caller, &project_id, settings, body.leak_policy.as_deref())
+        .await?;
+    Ok(Json(AlertSettingsView::from(&saved)))
+}
+
+#[utoipa::path(get, path = "/v1/projects/{project_id}/alert-settings", responses((status = 200, body = AlertSettingsView)))]
+pub async fn alert_settings(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(project_id): Path<String>,
+) -> Result<Json<AlertSettingsView>, AppError> {
+    Ok(Json(AlertSettingsView::from(
+        &s.service.alert_settings(&caller, &project_id).await?,
+    )))
+}
+
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
 pub async fn readyz(State(s): State<AppState>) -> Result<&'static str, AppError> {
-    s.service.store().ping().await.map_err(|_| {
-        AppError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the database does not answer",
-        )
-    })?;
+    s.service
+        .store()
+        .ping()
+        .await
+        .map_err(|_| AppError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database does not answer"))?;
     Ok("ready")
 }
 

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use crate::keys::token::{Kind, Mode};
 use crate::service::VerifyCode;
 use crate::store::{
-    ApiKey, AuditEvent, Entitlement, EntitlementState, Member, Project, RevokeReason, Role,
+    AlertSettings, ApiKey, AuditEvent, Entitlement, EntitlementState, Incident, Member, Place, Project, RevokeReason, Role,
 };
 
 /// Keys this close to expiry show as `expiring`.
@@ -33,12 +33,9 @@ pub enum TimeInput {
 impl TimeInput {
     pub fn to_ms(&self) -> Result<i64, String> {
         match self {
-            TimeInput::UnixSeconds(s) => s
-                .checked_mul(1000)
-                .ok_or_else(|| "time out of range".to_string()),
+            TimeInput::UnixSeconds(s) => s.checked_mul(1000).ok_or_else(|| "time out of range".to_string()),
             TimeInput::Text(t) => {
-                let time = humantime::parse_rfc3339_weak(t)
-                    .map_err(|e| format!("{t:?} is not an RFC 3339 time: {e}"))?;
+                let time = humantime::parse_rfc3339_weak(t).map_err(|e| format!("{t:?} is not an RFC 3339 time: {e}"))?;
                 let since = time
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_err(|_| "time before 1970".to_string())?;
@@ -84,9 +81,7 @@ impl KeyView {
             "revoked"
         } else if key.is_expired_at(now) {
             "expired"
-        } else if key.revoked_at.is_some()
-            || key.expires_at.is_some_and(|t| t - now < EXPIRING_WITHIN_MS)
-        {
+        } else if key.revoked_at.is_some() || key.expires_at.is_some_and(|t| t - now < EXPIRING_WITHIN_MS) {
             "expiring"
         } else {
             "active"
@@ -216,9 +211,7 @@ pub struct UpdateKey {
     pub expires_at: Option<Option<TimeInput>>,
 }
 
-fn present_or_null<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<TimeInput>>, D::Error> {
+fn present_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<TimeInput>>, D::Error> {
     Option::<TimeInput>::deserialize(d).map(Some)
 }
 
@@ -362,4 +355,106 @@ pub struct AuditList {
 pub struct AuditQuery {
     pub action: Option<String>,
     pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlaceView {
+    pub source_kind: String,
+    pub repository: String,
+    pub commit: String,
+    pub path: String,
+    pub line: Option<i64>,
+    pub url: String,
+}
+
+impl From<&Place> for PlaceView {
+    fn from(p: &Place) -> PlaceView {
+        PlaceView {
+            source_kind: p.source_kind.clone(),
+            repository: p.repository.clone(),
+            commit: p.commit_sha.clone(),
+            path: p.path.clone(),
+            line: p.line,
+            url: p.url.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentView {
+    pub id: String,
+    pub key_id: Option<String>,
+    pub project_id: Option<String>,
+    /// The leaked token as prefix + last four; never the token.
+    pub prefix: String,
+    pub last4: String,
+    /// revoked, notified, already_revoked, publishable or unknown
+    pub action: String,
+    pub found: PlaceView,
+    pub url: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub seen_count: i64,
+}
+
+impl From<&Incident> for IncidentView {
+    fn from(i: &Incident) -> IncidentView {
+        IncidentView {
+            id: i.id.clone(),
+            key_id: i.key_id.clone(),
+            project_id: i.project_id.clone(),
+            prefix: i.display_prefix.clone(),
+            last4: i.last4.clone(),
+            action: i.action.clone(),
+            found: PlaceView::from(&i.first_place),
+            url: i.first_place.url.clone(),
+            first_seen: rfc3339(i.first_seen),
+            last_seen: rfc3339(i.last_seen),
+            seen_count: i.seen_count,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentList {
+    pub incidents: Vec<IncidentView>,
+}
+
+/// Where leak alerts go. The webhook secret signs `Keyward-Signature`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SetAlertSettings {
+    #[serde(default)]
+    pub webhook_url: String,
+    #[serde(default)]
+    pub webhook_secret: String,
+    #[serde(default)]
+    pub slack_webhook_url: String,
+    #[serde(default = "email_on")]
+    pub email: bool,
+    /// `revoke` (default) or `notify_only`.
+    pub leak_policy: Option<String>,
+}
+
+fn email_on() -> bool {
+    true
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertSettingsView {
+    pub webhook_url: String,
+    /// Whether a signing secret is set; the secret itself is never shown.
+    pub webhook_secret_set: bool,
+    pub slack_webhook_url: String,
+    pub email: bool,
+}
+
+impl From<&AlertSettings> for AlertSettingsView {
+    fn from(a: &AlertSettings) -> AlertSettingsView {
+        AlertSettingsView {
+            webhook_url: a.webhook_url.clone(),
+            webhook_secret_set: !a.webhook_secret.is_empty(),
+            slack_webhook_url: a.slack_webhook_url.clone(),
+            email: a.email,
+        }
+    }
 }

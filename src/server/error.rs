@@ -37,19 +37,11 @@ impl AppError {
     }
 
     pub fn too_large() -> AppError {
-        AppError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            "the request body is too large",
-        )
+        AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is too large")
     }
 
     pub fn not_found(what: &str) -> AppError {
-        AppError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        )
+        AppError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
     }
 }
 
@@ -69,9 +61,7 @@ impl From<Denied> for AppError {
             Denied::Publishable | Denied::Scope(_) | Denied::NotMember | Denied::Role => {
                 AppError::new(StatusCode::FORBIDDEN, "forbidden", message)
             }
-            Denied::Unavailable => {
-                AppError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
-            }
+            Denied::Unavailable => AppError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
         }
     }
 }
@@ -85,11 +75,7 @@ impl From<ServiceError> for AppError {
             ServiceError::Denied(d) => d.into(),
             ServiceError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
-                AppError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                )
+                AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
             }
         }
     }

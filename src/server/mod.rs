@@ -10,6 +10,7 @@ mod api;
 mod dto;
 mod error;
 mod openapi;
+mod partners;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,8 +21,12 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use serde::de::DeserializeOwned;
 
+pub use dto::rfc3339;
 pub use error::AppError;
+pub use partners::place_from_url;
 
+use crate::response::partners::PartnerKeys;
+use crate::response::LeakResponder;
 use crate::service::{Caller, KeyService};
 
 /// Largest request body the API reads: keys and projects are small.
@@ -30,41 +35,37 @@ pub const MAX_BODY: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<KeyService>,
+    pub responder: Arc<LeakResponder>,
+    /// `None` when no keys URL is configured: the endpoint answers 503.
+    pub github_keys: Option<Arc<PartnerKeys>>,
+    pub gitlab_keys: Option<Arc<PartnerKeys>>,
 }
 
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/v1/projects",
-            post(api::create_project).get(api::list_projects),
-        )
+        .route("/v1/projects", post(api::create_project).get(api::list_projects))
         .route("/v1/projects/{project_id}", get(api::get_project))
-        .route(
-            "/v1/projects/{project_id}/keys",
-            post(api::create_key).get(api::list_keys),
-        )
-        .route(
-            "/v1/projects/{project_id}/entitlements",
-            get(api::list_entitlements),
-        )
-        .route(
-            "/v1/projects/{project_id}/entitlements/{product}",
-            put(api::set_entitlement),
-        )
-        .route(
-            "/v1/projects/{project_id}/members",
-            post(api::add_member).get(api::list_members),
-        )
+        .route("/v1/projects/{project_id}/keys", post(api::create_key).get(api::list_keys))
+        .route("/v1/projects/{project_id}/entitlements", get(api::list_entitlements))
+        .route("/v1/projects/{project_id}/entitlements/{product}", put(api::set_entitlement))
+        .route("/v1/projects/{project_id}/members", post(api::add_member).get(api::list_members))
         .route("/v1/projects/{project_id}/audit", get(api::audit))
+        .route("/v1/projects/{project_id}/audit/export", get(api::audit_export))
+        .route("/v1/projects/{project_id}/incidents", get(api::incidents))
         .route(
-            "/v1/projects/{project_id}/audit/export",
-            get(api::audit_export),
+            "/v1/projects/{project_id}/alert-settings",
+            put(api::set_alert_settings).get(api::alert_settings),
+        )
+        .route(
+            "/partners/github/secret-scanning",
+            post(partners::github).layer(DefaultBodyLimit::max(partners::MAX_PARTNER_BODY)),
+        )
+        .route(
+            "/partners/gitlab/secret-detection",
+            post(partners::gitlab).layer(DefaultBodyLimit::max(partners::MAX_PARTNER_BODY)),
         )
         .route("/v1/keys/verify", post(api::verify))
-        .route(
-            "/v1/keys/{key_id}",
-            get(api::get_key).patch(api::update_key),
-        )
+        .route("/v1/keys/{key_id}", get(api::get_key).patch(api::update_key))
         .route("/v1/keys/{key_id}/revoke", post(api::revoke_key))
         .route("/v1/keys/{key_id}/rotate", post(api::rotate_key))
         .route("/v1/openapi.json", get(openapi::document))
@@ -89,7 +90,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     if bytes.is_empty() {
         return Err(AppError::malformed("a JSON body is required"));
     }
@@ -106,15 +107,9 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let token = header
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or_else(|| AppError::unauthenticated("send Authorization: Bearer <keyward key>"))?;
         let caller = state.service.authenticate(token).await?;

@@ -18,6 +18,8 @@ pub enum Action {
     ManageMembers,
     SetEntitlement,
     CreateProject,
+    /// Alert channels and the leak policy.
+    ConfigureProject,
 }
 
 impl Action {
@@ -25,20 +27,15 @@ impl Action {
     pub fn scope(self) -> &'static str {
         match self {
             Action::ViewKeys => "keys:read",
-            Action::CreateKey | Action::UpdateKey | Action::RevokeKey | Action::RotateKey => {
-                "keys:write"
-            }
+            Action::CreateKey | Action::UpdateKey | Action::RevokeKey | Action::RotateKey => "keys:write",
             Action::ViewAudit => "audit:read",
             Action::ManageMembers => "members:write",
-            Action::SetEntitlement | Action::CreateProject => "projects:admin",
+            Action::SetEntitlement | Action::CreateProject | Action::ConfigureProject => "projects:admin",
         }
     }
 
     fn changes_a_key(self) -> bool {
-        matches!(
-            self,
-            Action::CreateKey | Action::UpdateKey | Action::RevokeKey | Action::RotateKey
-        )
+        matches!(self, Action::CreateKey | Action::UpdateKey | Action::RevokeKey | Action::RotateKey)
     }
 }
 
@@ -159,17 +156,11 @@ impl Caller {
         if self.mode == Some(Mode::Test) && key_mode == Some(Mode::Live) && action.changes_a_key() {
             return Err(Denied::WrongMode);
         }
-        let role = self
-            .role_in(store, project_id)
-            .await?
-            .ok_or(Denied::NotMember)?;
+        let role = self.role_in(store, project_id).await?.ok_or(Denied::NotMember)?;
         let own_key = key_owner.is_some() && key_owner == self.user_id.as_deref();
         let allowed = match role {
             Role::Owner | Role::Admin => true,
-            Role::Member => {
-                matches!(action, Action::ViewKeys | Action::ViewAudit)
-                    || (action.changes_a_key() && own_key)
-            }
+            Role::Member => matches!(action, Action::ViewKeys | Action::ViewAudit) || (action.changes_a_key() && own_key),
             Role::Viewer => matches!(action, Action::ViewKeys | Action::ViewAudit),
         };
         if allowed {
@@ -203,19 +194,9 @@ mod tests {
     }
 
     t!(read_scope_views, ["keys:read"], Action::ViewKeys, true);
-    t!(
-        read_scope_cannot_create,
-        ["keys:read"],
-        Action::CreateKey,
-        false
-    );
+    t!(read_scope_cannot_create, ["keys:read"], Action::CreateKey, false);
     t!(write_scope_revokes, ["keys:write"], Action::RevokeKey, true);
     t!(wildcard_resource, ["keys:*"], Action::RotateKey, true);
-    t!(
-        audit_needs_audit_scope,
-        ["keys:*"],
-        Action::ViewAudit,
-        false
-    );
+    t!(audit_needs_audit_scope, ["keys:*"], Action::ViewAudit, false);
     t!(star_does_everything, ["*"], Action::CreateProject, true);
 }

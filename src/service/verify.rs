@@ -102,12 +102,7 @@ impl Verifier {
     }
 
     /// Verifies a presented token, optionally for a scope and a mode.
-    pub async fn verify(
-        &self,
-        token: &str,
-        scope: Option<&str>,
-        mode: Option<Mode>,
-    ) -> Result<Verdict, StoreError> {
+    pub async fn verify(&self, token: &str, scope: Option<&str>, mode: Option<Mode>) -> Result<Verdict, StoreError> {
         if token::parse(token).is_err() {
             return Ok(Verdict::bare(VerifyCode::Malformed));
         }
@@ -124,10 +119,7 @@ impl Verifier {
         } else if scope.is_some_and(|s| !scopes::allows(&key.scopes, s)) {
             VerifyCode::InsufficientScope
         } else if let Some(s) = scope.filter(|s| !s.is_empty()) {
-            if self
-                .entitled(&key.project_id, scopes::product_of(s))
-                .await?
-            {
+            if self.entitled(&key.project_id, scopes::product_of(s)).await? {
                 VerifyCode::Valid
             } else {
                 VerifyCode::NotEntitled
@@ -138,21 +130,13 @@ impl Verifier {
         if code == VerifyCode::Valid {
             self.count_use(&key.id, now);
         }
-        Ok(Verdict {
-            code,
-            key: Some(key),
-        })
+        Ok(Verdict { code, key: Some(key) })
     }
 
     /// The stored key a token belongs to, from the cache when hot.
     pub async fn lookup(&self, token: &str) -> Result<Option<Arc<ApiKey>>, StoreError> {
         let fingerprint = self.fingerprinter.fingerprint(token);
-        if let Some(key) = self
-            .keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&fingerprint)
-        {
+        if let Some(key) = self.keys.read().unwrap_or_else(|e| e.into_inner()).get(&fingerprint) {
             return Ok(Some(key.clone()));
         }
         let epoch = self.epoch.load(Ordering::Acquire);
@@ -168,12 +152,7 @@ impl Verifier {
     }
 
     async fn entitled(&self, project_id: &str, product: &str) -> Result<bool, StoreError> {
-        let cached = self
-            .entitlements
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(project_id)
-            .cloned();
+        let cached = self.entitlements.read().unwrap_or_else(|e| e.into_inner()).get(project_id).cloned();
         let states = match cached {
             Some(states) => states,
             None => {
@@ -201,35 +180,25 @@ impl Verifier {
     pub fn invalidate_key(&self, fingerprint_hex: &str) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         if let Some(fp) = Fingerprint::from_hex(fingerprint_hex) {
-            self.keys
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&fp);
+            self.keys.write().unwrap_or_else(|e| e.into_inner()).remove(&fp);
         }
     }
 
     pub fn invalidate_entitlements(&self, project_id: &str) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.entitlements
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(project_id);
+        self.entitlements.write().unwrap_or_else(|e| e.into_inner()).remove(project_id);
     }
 
     fn count_use(&self, key_id: &str, now: i64) {
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = usage
-            .counts
-            .entry((key_id.to_string(), now / DAY_MS))
-            .or_insert((0, now));
+        let entry = usage.counts.entry((key_id.to_string(), now / DAY_MS)).or_insert((0, now));
         entry.0 += 1;
         entry.1 = entry.1.max(now);
     }
 
     /// Writes the counted uses to the store in one batch.
     pub async fn flush_usage(&self) -> Result<usize, StoreError> {
-        let taken =
-            std::mem::take(&mut self.usage.lock().unwrap_or_else(|e| e.into_inner()).counts);
+        let taken = std::mem::take(&mut self.usage.lock().unwrap_or_else(|e| e.into_inner()).counts);
         let batch: Vec<UsageDelta> = taken
             .into_iter()
             .map(|((key_id, day), (count, last_used_at))| UsageDelta {

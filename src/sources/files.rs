@@ -75,11 +75,7 @@ struct Shared {
 
 /// Walks `paths` (files or directories) and scans every file. Results are
 /// sorted by path so output is the same from run to run.
-pub fn scan_paths(
-    engine: &Engine,
-    paths: &[PathBuf],
-    options: &WalkOptions,
-) -> (Vec<FileFindings>, WalkStats) {
+pub fn scan_paths(engine: &Engine, paths: &[PathBuf], options: &WalkOptions) -> (Vec<FileFindings>, WalkStats) {
     let shared = Shared::default();
     if let Some(walker) = walker(paths, options) {
         walker.build_parallel().run(|| {
@@ -93,10 +89,7 @@ pub fn scan_paths(
     }
     let mut found = shared.found.into_inner().unwrap_or_else(|e| e.into_inner());
     found.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut errors = shared
-        .errors
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut errors = shared.errors.into_inner().unwrap_or_else(|e| e.into_inner());
     errors.sort_by(|a, b| a.path.cmp(&b.path));
     let stats = WalkStats {
         files: shared.files.into_inner(),
@@ -127,12 +120,7 @@ fn walker(paths: &[PathBuf], options: &WalkOptions) -> Option<WalkBuilder> {
     Some(builder)
 }
 
-fn visit(
-    entry: Result<ignore::DirEntry, ignore::Error>,
-    stream: &mut Stream,
-    options: &WalkOptions,
-    shared: &Shared,
-) {
+fn visit(entry: Result<ignore::DirEntry, ignore::Error>, stream: &mut Stream, options: &WalkOptions, shared: &Shared) {
     let entry = match entry {
         Ok(entry) => entry,
         Err(err) => return record_error(shared, error_path(&err), err.to_string()),
@@ -171,19 +159,12 @@ fn record_error(shared: &Shared, path: PathBuf, message: String) {
 fn error_path(err: &ignore::Error) -> PathBuf {
     match err {
         ignore::Error::WithPath { path, .. } => path.clone(),
-        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
-            error_path(err)
-        }
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => error_path(err),
         _ => PathBuf::new(),
     }
 }
 
-fn scan_file(
-    path: &Path,
-    stream: &mut Stream,
-    binary: bool,
-    out: &mut Vec<Finding>,
-) -> io::Result<FileOutcome> {
+fn scan_file(path: &Path, stream: &mut Stream, binary: bool, out: &mut Vec<Finding>) -> io::Result<FileOutcome> {
     let file = File::open(path)?;
     match scan_reader(file, stream, binary, out)? {
         Some(bytes) => Ok(FileOutcome::Scanned(bytes)),
@@ -193,12 +174,7 @@ fn scan_file(
 
 /// Scans everything `reader` yields. Returns the byte count, or `None` when
 /// the input looks binary and `binary` is off.
-pub fn scan_reader(
-    mut reader: impl Read,
-    stream: &mut Stream,
-    binary: bool,
-    out: &mut Vec<Finding>,
-) -> io::Result<Option<u64>> {
+pub fn scan_reader(mut reader: impl Read, stream: &mut Stream, binary: bool, out: &mut Vec<Finding>) -> io::Result<Option<u64>> {
     let mut sniffing = !binary;
     loop {
         let spare = stream.spare();
@@ -242,20 +218,9 @@ mod tests {
         std::fs::write(dir.path().join(".gitignore"), "ignored.txt\n").unwrap();
         std::fs::write(dir.path().join("ignored.txt"), GHP).unwrap();
         std::fs::write(dir.path().join(".env"), GHP).unwrap();
-        std::fs::write(
-            dir.path().join("bin.dat"),
-            [b"\0\0".as_slice(), GHP.as_bytes()].concat(),
-        )
-        .unwrap();
-        let (found, stats) = scan_paths(
-            &engine(),
-            &[dir.path().to_path_buf()],
-            &WalkOptions::default(),
-        );
-        let names: Vec<_> = found
-            .iter()
-            .map(|f| f.path.file_name().unwrap().to_str().unwrap())
-            .collect();
+        std::fs::write(dir.path().join("bin.dat"), [b"\0\0".as_slice(), GHP.as_bytes()].concat()).unwrap();
+        let (found, stats) = scan_paths(&engine(), &[dir.path().to_path_buf()], &WalkOptions::default());
+        let names: Vec<_> = found.iter().map(|f| f.path.file_name().unwrap().to_str().unwrap()).collect();
         assert_eq!(names, vec![".env"]);
         assert_eq!(stats.skipped_binary, 1);
     }
@@ -263,11 +228,7 @@ mod tests {
     #[test]
     fn binary_flag_scans_binary_files() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("bin.dat"),
-            [b"\0\0 ".as_slice(), GHP.as_bytes()].concat(),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("bin.dat"), [b"\0\0 ".as_slice(), GHP.as_bytes()].concat()).unwrap();
         let options = WalkOptions {
             binary: true,
             ..WalkOptions::default()
@@ -278,11 +239,7 @@ mod tests {
 
     #[test]
     fn missing_path_is_an_error_not_a_panic() {
-        let (found, stats) = scan_paths(
-            &engine(),
-            &[PathBuf::from("/nonexistent/keyward")],
-            &WalkOptions::default(),
-        );
+        let (found, stats) = scan_paths(&engine(), &[PathBuf::from("/nonexistent/keyward")], &WalkOptions::default());
         assert!(found.is_empty());
         assert_eq!(stats.errors.len(), 1);
     }

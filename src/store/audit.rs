@@ -9,8 +9,7 @@ use super::{get, Store, StoreError, Tx};
 
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-const COLUMNS: &str =
-    "seq, id, project_id, actor, action, target, ip, data, created_at, prev_hash, hash";
+const COLUMNS: &str = "seq, id, project_id, actor, action, target, ip, data, created_at, prev_hash, hash";
 
 /// Rows read per round trip while walking the whole chain.
 const PAGE: i64 = 1000;
@@ -88,8 +87,7 @@ fn from_row(row: &AnyRow) -> Result<AuditEvent, StoreError> {
         action: get(row, "action")?,
         target: get(row, "target")?,
         ip: get(row, "ip")?,
-        data: serde_json::from_str(&data)
-            .map_err(|_| StoreError::Corrupt(format!("audit data of {data:?}")))?,
+        data: serde_json::from_str(&data).map_err(|_| StoreError::Corrupt(format!("audit data of {data:?}")))?,
         created_at: get(row, "created_at")?,
         prev_hash: get(row, "prev_hash")?,
         hash: get(row, "hash")?,
@@ -100,10 +98,9 @@ impl Tx<'_> {
     /// Appends to the chain. Bumping the head row first serialises
     /// appenders, so two transactions never chain onto the same event.
     pub async fn append_audit(&mut self, event: NewAuditEvent) -> Result<AuditEvent, StoreError> {
-        let head =
-            sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-                .fetch_one(&mut *self.inner)
-                .await?;
+        let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+            .fetch_one(&mut *self.inner)
+            .await?;
         let mut stored = AuditEvent {
             seq: get(&head, "seq")?,
             id: event.id,
@@ -145,12 +142,7 @@ impl Tx<'_> {
 
 impl Store {
     /// A project's events, oldest first, optionally only one action.
-    pub async fn audit_events(
-        &self,
-        project_id: &str,
-        action: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<AuditEvent>, StoreError> {
+    pub async fn audit_events(&self, project_id: &str, action: Option<&str>, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE project_id = $1 AND ($2 = '' OR action = $2) ORDER BY seq LIMIT $3");
         let rows = sqlx::query(&sql)
             .bind(project_id)
@@ -163,28 +155,17 @@ impl Store {
 
     /// Walks the whole chain and returns the first broken link, if any.
     pub async fn verify_audit_chain(&self) -> Result<(u64, Option<ChainBreak>), StoreError> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2");
         let (mut last_seq, mut last_hash, mut checked) = (0i64, GENESIS_HASH.to_string(), 0u64);
         loop {
-            let rows = sqlx::query(&sql)
-                .bind(last_seq)
-                .bind(PAGE)
-                .fetch_all(&self.pool)
-                .await?;
+            let rows = sqlx::query(&sql).bind(last_seq).bind(PAGE).fetch_all(&self.pool).await?;
             if rows.is_empty() {
                 break;
             }
             for row in &rows {
                 let event = from_row(row)?;
                 if let Some(problem) = link_problem(&event, last_seq, &last_hash) {
-                    return Ok((
-                        checked,
-                        Some(ChainBreak {
-                            seq: event.seq,
-                            problem,
-                        }),
-                    ));
+                    return Ok((checked, Some(ChainBreak { seq: event.seq, problem })));
                 }
                 (last_seq, last_hash) = (event.seq, event.hash);
                 checked += 1;
@@ -194,9 +175,7 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         if head != last_hash {
-            let problem =
-                "the chain ends before the recorded head: events were removed from the end"
-                    .to_string();
+            let problem = "the chain ends before the recorded head: events were removed from the end".to_string();
             return Ok((
                 checked,
                 Some(ChainBreak {
@@ -211,10 +190,7 @@ impl Store {
 
 fn link_problem(event: &AuditEvent, last_seq: i64, last_hash: &str) -> Option<String> {
     if event.seq != last_seq + 1 {
-        return Some(format!(
-            "sequence jumps from {last_seq} to {}: events were removed",
-            event.seq
-        ));
+        return Some(format!("sequence jumps from {last_seq} to {}: events were removed", event.seq));
     }
     if event.prev_hash != last_hash {
         return Some("prev_hash does not match the previous event's hash".to_string());

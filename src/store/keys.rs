@@ -147,32 +147,19 @@ fn scopes_json(scopes: &[String]) -> String {
 impl Store {
     pub async fn key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(from_row).transpose()
     }
 
-    pub async fn key_by_fingerprint(
-        &self,
-        fingerprint: &str,
-    ) -> Result<Option<ApiKey>, StoreError> {
+    pub async fn key_by_fingerprint(&self, fingerprint: &str) -> Result<Option<ApiKey>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE fingerprint = $1");
-        let row = sqlx::query(&sql)
-            .bind(fingerprint)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&sql).bind(fingerprint).fetch_optional(&self.pool).await?;
         row.as_ref().map(from_row).transpose()
     }
 
     pub async fn keys_of_project(&self, project_id: &str) -> Result<Vec<ApiKey>, StoreError> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM api_keys WHERE project_id = $1 ORDER BY created_at, id");
-        let rows = sqlx::query(&sql)
-            .bind(project_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE project_id = $1 ORDER BY created_at, id");
+        let rows = sqlx::query(&sql).bind(project_id).fetch_all(&self.pool).await?;
         rows.iter().map(from_row).collect()
     }
 }
@@ -180,10 +167,7 @@ impl Store {
 impl Tx<'_> {
     pub async fn key(&mut self, id: &str) -> Result<Option<ApiKey>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&mut *self.inner)
-            .await?;
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *self.inner).await?;
         row.as_ref().map(from_row).transpose()
     }
 
@@ -249,18 +233,15 @@ impl Tx<'_> {
 
     /// Revokes from `at` (now, or the end of a rotation overlap). A key
     /// already revoked by then is left as it is; returns whether it changed.
-    pub async fn revoke_key(
-        &mut self,
-        id: &str,
-        at: i64,
-        reason: RevokeReason,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE api_keys SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND (revoked_at IS NULL OR revoked_at > $1)")
-            .bind(at)
-            .bind(reason.as_str())
-            .bind(id)
-            .execute(&mut *self.inner)
-            .await?;
+    pub async fn revoke_key(&mut self, id: &str, at: i64, reason: RevokeReason) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND (revoked_at IS NULL OR revoked_at > $1)",
+        )
+        .bind(at)
+        .bind(reason.as_str())
+        .bind(id)
+        .execute(&mut *self.inner)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -13,11 +13,18 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "keys",
-    sql: include_str!("../../migrations/0001_keys.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "keys",
+        sql: include_str!("../../migrations/0001_keys.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "leaks",
+        sql: include_str!("../../migrations/0002_leaks.sql"),
+    },
+];
 
 /// Any constant works; it only has to be the same in every replica.
 const MIGRATION_LOCK: i64 = 0x006b_6579_7761_7264;
@@ -41,12 +48,13 @@ pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
 }
 
 async fn apply_pending(conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .await?;
+    let applied: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        .fetch_one(&mut *conn)
         .await?;
-    let applied: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-            .fetch_one(&mut *conn)
-            .await?;
     for m in MIGRATIONS.iter().filter(|m| m.version > applied) {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         sqlx::raw_sql(m.sql)
@@ -56,14 +64,12 @@ async fn apply_pending(conn: &mut sqlx::AnyConnection) -> Result<(), StoreError>
                 version: m.version,
                 source,
             })?;
-        sqlx::query(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-        )
-        .bind(m.version)
-        .bind(m.name)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
     }
     Ok(())

@@ -9,6 +9,8 @@
 //! an in-process lock; PostgreSQL needs none.
 
 mod audit;
+mod incidents;
+mod jobs;
 mod keys;
 mod migrate;
 mod projects;
@@ -22,6 +24,8 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
 pub use audit::{AuditEvent, ChainBreak, NewAuditEvent, GENESIS_HASH};
+pub use incidents::{AlertSettings, Incident, Place};
+pub use jobs::{Job, NewJob, QueueDepth};
 pub use keys::{ApiKey, KeyUpdate, NewApiKey, RevokeReason};
 pub use projects::{Entitlement, EntitlementState, Member, Project, Role};
 pub use usage::UsageDelta;
@@ -98,8 +102,10 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
-                            .await?;
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                        )
+                        .await?;
                     }
                     Ok(())
                 })

@@ -14,9 +14,7 @@ pub struct Project {
 
 /// What a person (or service account) may do in a project. Ordered from
 /// least to most.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,
@@ -107,11 +105,10 @@ fn role_from_text(text: &str) -> Result<Role, StoreError> {
 
 impl Store {
     pub async fn project(&self, id: &str) -> Result<Option<Project>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, name, leak_policy, created_at FROM projects WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query("SELECT id, name, leak_policy, created_at FROM projects WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(project_from_row).transpose()
     }
 
@@ -128,9 +125,7 @@ impl Store {
     }
 
     pub async fn user_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?)
     }
 
     pub async fn user_id_by_email(&self, email: &str) -> Result<Option<String>, StoreError> {
@@ -140,33 +135,21 @@ impl Store {
             .await?)
     }
 
-    pub async fn role_of_user(
-        &self,
-        project_id: &str,
-        user_id: &str,
-    ) -> Result<Option<Role>, StoreError> {
-        let role: Option<String> = sqlx::query_scalar(
-            "SELECT role FROM memberships WHERE project_id = $1 AND user_id = $2",
-        )
-        .bind(project_id)
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await?;
+    pub async fn role_of_user(&self, project_id: &str, user_id: &str) -> Result<Option<Role>, StoreError> {
+        let role: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE project_id = $1 AND user_id = $2")
+            .bind(project_id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
         role.as_deref().map(role_from_text).transpose()
     }
 
-    pub async fn role_of_service_account(
-        &self,
-        project_id: &str,
-        account_id: &str,
-    ) -> Result<Option<Role>, StoreError> {
-        let role: Option<String> = sqlx::query_scalar(
-            "SELECT role FROM service_accounts WHERE project_id = $1 AND id = $2",
-        )
-        .bind(project_id)
-        .bind(account_id)
-        .fetch_optional(&self.pool)
-        .await?;
+    pub async fn role_of_service_account(&self, project_id: &str, account_id: &str) -> Result<Option<Role>, StoreError> {
+        let role: Option<String> = sqlx::query_scalar("SELECT role FROM service_accounts WHERE project_id = $1 AND id = $2")
+            .bind(project_id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?;
         role.as_deref().map(role_from_text).transpose()
     }
 
@@ -199,8 +182,7 @@ impl Store {
                 let state: String = get(row, "state")?;
                 Ok(Entitlement {
                     product: get(row, "product")?,
-                    state: EntitlementState::parse(&state)
-                        .ok_or_else(|| StoreError::Corrupt(format!("entitlement {state:?}")))?,
+                    state: EntitlementState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("entitlement {state:?}")))?,
                     updated_at: get(row, "updated_at")?,
                 })
             })
@@ -210,25 +192,18 @@ impl Store {
 
 impl Tx<'_> {
     pub async fn insert_project(&mut self, project: &Project) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO projects (id, name, leak_policy, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&project.id)
-        .bind(&project.name)
-        .bind(&project.leak_policy)
-        .bind(project.created_at)
-        .execute(&mut *self.inner)
-        .await?;
+        sqlx::query("INSERT INTO projects (id, name, leak_policy, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&project.id)
+            .bind(&project.name)
+            .bind(&project.leak_policy)
+            .bind(project.created_at)
+            .execute(&mut *self.inner)
+            .await?;
         Ok(())
     }
 
     /// Returns the user's id, creating the user if the email is new.
-    pub async fn ensure_user(
-        &mut self,
-        new_id: &str,
-        email: &str,
-        at: i64,
-    ) -> Result<String, StoreError> {
+    pub async fn ensure_user(&mut self, new_id: &str, email: &str, at: i64) -> Result<String, StoreError> {
         let existing: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
             .bind(email)
             .fetch_optional(&mut *self.inner)
@@ -245,13 +220,7 @@ impl Tx<'_> {
         Ok(new_id.to_string())
     }
 
-    pub async fn set_membership(
-        &mut self,
-        project_id: &str,
-        user_id: &str,
-        role: Role,
-        at: i64,
-    ) -> Result<(), StoreError> {
+    pub async fn set_membership(&mut self, project_id: &str, user_id: &str, role: Role, at: i64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO memberships (project_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
@@ -265,13 +234,7 @@ impl Tx<'_> {
         Ok(())
     }
 
-    pub async fn set_entitlement(
-        &mut self,
-        project_id: &str,
-        product: &str,
-        state: EntitlementState,
-        at: i64,
-    ) -> Result<(), StoreError> {
+    pub async fn set_entitlement(&mut self, project_id: &str, product: &str, state: EntitlementState, at: i64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO entitlements (project_id, product, state, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (project_id, product) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",

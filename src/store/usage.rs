@@ -44,8 +44,6 @@ impl Store {
             .bind(key_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| Ok((get(r, "day")?, get(r, "count")?)))
-            .collect()
+        rows.iter().map(|r| Ok((get(r, "day")?, get(r, "count")?))).collect()
     }
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod fakes;
+
 use std::sync::Arc;
 
 use keyward::keys::fingerprint::Fingerprinter;
@@ -18,7 +20,16 @@ pub enum Backend {
     Postgres,
 }
 
+/// Optional outside services the server talks to.
+#[derive(Default, Clone)]
+pub struct Setup {
+    pub github_keys_url: Option<String>,
+    pub gitlab_keys_url: Option<String>,
+    pub smtp_url: Option<String>,
+}
+
 pub struct Server {
+    pub responder: Arc<keyward::response::LeakResponder>,
     pub base: String,
     pub admin: String,
     pub project: String,
@@ -36,65 +47,57 @@ pub async fn postgres_database() -> Option<String> {
         return None;
     };
     use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .expect("DATABASE_URL answers");
-    let name = format!(
-        "kwtest_{}",
-        ulid::Ulid::new().to_string().to_ascii_lowercase()
-    );
+    let mut conn = sqlx::PgConnection::connect(&admin_url).await.expect("DATABASE_URL answers");
+    let name = format!("kwtest_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
         .expect("create test database");
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(b, _)| b)
-        .to_string();
+    let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b).to_string();
     Some(format!("{base}/{name}"))
 }
 
 impl Server {
     /// `None` when the backend is PostgreSQL and none is configured.
     pub async fn start(backend: Backend) -> Option<Server> {
+        Server::start_with(backend, Setup::default()).await
+    }
+
+    /// With partner key endpoints, SMTP and a running alert worker.
+    pub async fn start_with(backend: Backend, setup: Setup) -> Option<Server> {
         let (url, dir) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
-                (
-                    format!("sqlite://{}", dir.path().join("keyward.db").display()),
-                    Some(dir),
-                )
+                (format!("sqlite://{}", dir.path().join("keyward.db").display()), Some(dir))
             }
             Backend::Postgres => (postgres_database().await?, None),
         };
         let store = Store::open(&url).await.expect("store opens");
-        let service = Arc::new(
-            KeyService::new(
-                store,
-                Fingerprinter::new(&[7u8; 32]).unwrap(),
-                Catalog::default(),
-                "kw",
-            )
-            .unwrap(),
-        );
-        let (project, issued, _) = service
-            .bootstrap("owner@example.com", "first")
-            .await
-            .unwrap();
+        let service = Arc::new(KeyService::new(store, Fingerprinter::new(&[7u8; 32]).unwrap(), Catalog::default(), "kw").unwrap());
+        let (project, issued, _) = service.bootstrap("owner@example.com", "first").await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let responder = Arc::new(keyward::response::LeakResponder::new(service.clone()));
+        let email = keyward::response::alerts::EmailSettings {
+            smtp_url: setup.smtp_url.clone(),
+            from: "keyward@example.com".into(),
+        };
+        let worker = keyward::response::alerts::AlertWorker::new(service.store().clone(), email, responder.alert_signal());
+        tokio::spawn(worker.run());
+        let keys = |url: &Option<String>| url.clone().map(|u| Arc::new(keyward::response::partners::PartnerKeys::new(u)));
         let router = app(AppState {
             service: service.clone(),
+            responder: responder.clone(),
+            github_keys: keys(&setup.github_keys_url),
+            gitlab_keys: keys(&setup.gitlab_keys_url),
         });
         tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .await
-            .unwrap();
+            axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .await
+                .unwrap();
         });
         Some(Server {
+            responder,
             base: format!("http://{addr}"),
             admin: issued.secret.expose().to_string(),
             project: project.id,
@@ -106,13 +109,7 @@ impl Server {
     }
 
     /// A request with `token` as Bearer; returns status and JSON body.
-    pub async fn call(
-        &self,
-        token: Option<&str>,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
+    pub async fn call(&self, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self.http.request(
             reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
             format!("{}{path}", self.base),
@@ -126,10 +123,7 @@ impl Server {
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -138,13 +132,7 @@ impl Server {
 
     /// Creates a key in the first project; returns (id, secret).
     pub async fn create_key(&self, body: Value) -> (String, String) {
-        let (status, created) = self
-            .admin(
-                "POST",
-                &format!("/v1/projects/{}/keys", self.project),
-                Some(body),
-            )
-            .await;
+        let (status, created) = self.admin("POST", &format!("/v1/projects/{}/keys", self.project), Some(body)).await;
         assert_eq!(status, 201, "{created}");
         (
             created["key"]["id"].as_str().unwrap().to_string(),
@@ -159,9 +147,7 @@ impl Server {
     }
 
     pub async fn code(&self, key: &str, scope: Option<&str>, mode: Option<&str>) -> String {
-        let v = self
-            .verify(json!({"key": key, "scope": scope, "mode": mode}))
-            .await;
+        let v = self.verify(json!({"key": key, "scope": scope, "mode": mode})).await;
         v["code"].as_str().unwrap().to_string()
     }
 }
@@ -175,9 +161,7 @@ macro_rules! both_backends {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let server = common::Server::start(common::Backend::Sqlite)
-                    .await
-                    .unwrap();
+                let server = common::Server::start(common::Backend::Sqlite).await.unwrap();
                 ($body)(server).await;
             }
 
@@ -185,6 +169,29 @@ macro_rules! both_backends {
             async fn postgres() {
                 if let Some(server) = common::Server::start(common::Backend::Postgres).await {
                     ($body)(server).await;
+                }
+            }
+        }
+    };
+}
+
+/// Like `both_backends!`, with a setup function returning the fixture.
+#[macro_export]
+macro_rules! both_backends_with {
+    ($name:ident, $setup:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let fixture = $setup(common::Backend::Sqlite).await.unwrap();
+                ($body)(fixture).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(fixture) = $setup(common::Backend::Postgres).await {
+                    ($body)(fixture).await;
                 }
             }
         }

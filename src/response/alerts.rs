@@ -1,0 +1,266 @@
+//! Alert delivery from the outbox: signed JSON webhooks, Slack incoming
+//! webhooks and email over SMTP. A worker claims `alert.*` jobs under a
+//! lease, delivers, and retries failures with exponential backoff until the
+//! job is dead. Alerts name the key (id, name, prefix, last four), where it
+//! leaked and what was done; they never carry the token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use lettre::message::header::ContentType;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tokio::sync::Notify;
+
+use crate::store::{now_ms, Job, Place, Store};
+
+pub const JOB_PREFIX: &str = "alert.";
+pub const MAX_ATTEMPTS: i64 = 8;
+/// A claim lasts this long; a worker that dies loses its jobs after it.
+pub const DEFAULT_LEASE_MS: i64 = 60_000;
+const BATCH: i64 = 16;
+const IDLE_POLL: Duration = Duration::from_millis(500);
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Alert {
+    pub event: String,
+    pub incident_id: String,
+    pub key_id: String,
+    pub key_name: String,
+    pub key_prefix: String,
+    pub key_last4: String,
+    pub key_mode: String,
+    pub project_id: String,
+    pub project_name: String,
+    pub found: Place,
+    pub action: String,
+    pub detected_at: String,
+}
+
+impl Alert {
+    /// One paragraph for Slack and email.
+    pub fn summary(&self) -> String {
+        let place = if self.found.url.is_empty() {
+            format!("{} {}:{}", self.found.repository, self.found.path, self.found.line.unwrap_or(0))
+        } else {
+            self.found.url.clone()
+        };
+        let done = match self.action.as_str() {
+            "revoked" => "It was revoked automatically; issue a replacement.",
+            "notified" => "The project's policy is notify-only: it still works. Rotate it now.",
+            "already_revoked" => "It was already revoked.",
+            "publishable" => "It is a publishable key, meant to be public: not revoked.",
+            _ => "No action was taken.",
+        };
+        format!(
+            "keyward: {} key {} ({}…{}, id {}) of project {} leaked at {} ({}). {done}",
+            self.key_mode, self.key_name, self.key_prefix, self.key_last4, self.key_id, self.project_name, place, self.found.source_kind
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Channel {
+    Webhook { url: String, secret: String },
+    Slack { url: String },
+    Email { to: Vec<String> },
+}
+
+impl Channel {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Channel::Webhook { .. } => "webhook",
+            Channel::Slack { .. } => "slack",
+            Channel::Email { .. } => "email",
+        }
+    }
+}
+
+/// The payload of an alert job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Delivery {
+    pub channel: Channel,
+    pub alert: Alert,
+}
+
+/// `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`: the receiver
+/// recomputes it over the raw body and rejects stale timestamps.
+pub fn signature_header(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// SMTP settings: `smtp://host:port` (plain, for local relays and tests)
+/// or `smtps://user:pass@host` / `smtp://…?tls=required`.
+#[derive(Debug, Clone, Default)]
+pub struct EmailSettings {
+    pub smtp_url: Option<String>,
+    pub from: String,
+}
+
+pub struct AlertWorker {
+    store: Store,
+    http: reqwest::Client,
+    email: EmailSettings,
+    id: String,
+    wake: Arc<Notify>,
+    lease_ms: i64,
+}
+
+impl AlertWorker {
+    pub fn new(store: Store, email: EmailSettings, wake: Arc<Notify>) -> AlertWorker {
+        let http = reqwest::Client::builder()
+            .timeout(HTTP_TIMEOUT)
+            .build()
+            .expect("an HTTP client builds");
+        AlertWorker {
+            store,
+            http,
+            email,
+            id: crate::service::new_id("worker"),
+            wake,
+            lease_ms: DEFAULT_LEASE_MS,
+        }
+    }
+
+    /// How long a claim lasts before another worker may take the job over.
+    pub fn with_lease_ms(mut self, lease_ms: i64) -> AlertWorker {
+        self.lease_ms = lease_ms.max(100);
+        self
+    }
+
+    /// Delivers until the task is dropped; wakes early when poked.
+    pub async fn run(self) {
+        loop {
+            match self.run_once().await {
+                Ok(0) => {
+                    let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "alert queue unavailable");
+                    tokio::time::sleep(IDLE_POLL).await;
+                }
+            }
+        }
+    }
+
+    /// Claims and delivers one batch; returns how many jobs it handled.
+    pub async fn run_once(&self) -> Result<usize, crate::store::StoreError> {
+        let jobs = self.store.claim_jobs(&self.id, JOB_PREFIX, BATCH, self.lease_ms, now_ms()).await?;
+        for job in &jobs {
+            self.handle(job).await?;
+        }
+        Ok(jobs.len())
+    }
+
+    async fn handle(&self, job: &Job) -> Result<(), crate::store::StoreError> {
+        let outcome = match serde_json::from_str::<Delivery>(&job.payload) {
+            Ok(delivery) => self.deliver(&delivery).await,
+            Err(e) => Err(format!("unreadable alert payload: {e}")),
+        };
+        let now = now_ms();
+        match outcome {
+            Ok(()) => {
+                self.store.complete_job(&job.id, &self.id, now).await?;
+                tracing::info!(job = %job.id, kind = %job.kind, "alert delivered");
+            }
+            Err(error) => {
+                let retry_at = (job.attempts < job.max_attempts).then(|| now + backoff_ms(job.attempts));
+                tracing::warn!(job = %job.id, attempt = job.attempts, dead = retry_at.is_none(), %error, "alert delivery failed");
+                self.store.fail_job(&job.id, &self.id, &error, retry_at, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn deliver(&self, delivery: &Delivery) -> Result<(), String> {
+        match &delivery.channel {
+            Channel::Webhook { url, secret } => {
+                let body = serde_json::to_vec(&delivery.alert).map_err(|e| e.to_string())?;
+                let signature = signature_header(secret, now_ms() / 1000, &body);
+                let request = self
+                    .http
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .header("Keyward-Signature", signature)
+                    .body(body);
+                expect_success(request.send().await).await
+            }
+            Channel::Slack { url } => {
+                let body = serde_json::json!({"text": delivery.alert.summary()});
+                expect_success(self.http.post(url).json(&body).send().await).await
+            }
+            Channel::Email { to } => self.send_email(to, &delivery.alert).await,
+        }
+    }
+
+    async fn send_email(&self, to: &[String], alert: &Alert) -> Result<(), String> {
+        let Some(url) = &self.email.smtp_url else {
+            return Err("no SMTP server configured (KEYWARD_SMTP_URL)".to_string());
+        };
+        let mut builder = Message::builder()
+            .from(self.email.from.parse().map_err(|e| format!("from address: {e}"))?)
+            .subject(format!(
+                "[keyward] {} key {} leaked ({})",
+                alert.key_mode, alert.key_name, alert.action
+            ))
+            .header(ContentType::TEXT_PLAIN);
+        for address in to {
+            builder = builder.to(address.parse().map_err(|e| format!("recipient {address}: {e}"))?);
+        }
+        let message = builder.body(alert.summary()).map_err(|e| e.to_string())?;
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|e| format!("SMTP URL: {e}"))?
+            .build();
+        transport.send(message).await.map(|_| ()).map_err(|e| format!("SMTP: {e}"))
+    }
+}
+
+async fn expect_success(sent: Result<reqwest::Response, reqwest::Error>) -> Result<(), String> {
+    let response = sent.map_err(|e| format!("request failed: {e}"))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("receiver answered {}", response.status()))
+    }
+}
+
+/// 2, 4, 8 … seconds, capped at an hour.
+fn backoff_ms(attempts: i64) -> i64 {
+    1000 * (1i64 << attempts.clamp(1, 12)).min(3600)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! t {
+        ($name:ident, $attempts:expr, $expected:expr) => {
+            #[test]
+            fn $name() {
+                assert_eq!(backoff_ms($attempts), $expected);
+            }
+        };
+    }
+
+    t!(first_retry_after_two_seconds, 1, 2_000);
+    t!(doubles, 3, 8_000);
+    t!(capped_at_an_hour, 40, 3_600_000);
+
+    #[test]
+    fn signature_matches_a_known_vector() {
+        // Python: hmac.new(b"whsec", b"1700000000.{}", hashlib.sha256).hexdigest()
+        assert_eq!(
+            signature_header("whsec", 1_700_000_000, b"{}"),
+            "t=1700000000,v1=7d44587dddbaf4c7f70fef20f48cd594834ffea1641e3ac227b84408298738af"
+        );
+    }
+}

@@ -1,0 +1,272 @@
+//! The leak response: a token seen where it must not be → fingerprint match
+//! → incident → policy → revoke → alert.
+//!
+//! One transaction records the incident and its sighting, revokes the key
+//! (unless the project only wants notice, or the key is publishable),
+//! writes the audit events as `system:leak-response`, and queues the alerts
+//! in the outbox. Whoever reported the leak gets its answer only after that
+//! commit, so a crash loses nothing and restarts resume the alerts. Seeing
+//! the same token again only updates its incident: no second revocation, and
+//! no second alert within the alert window.
+
+pub mod alerts;
+pub mod partners;
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::keys::token::{self, Kind};
+use crate::service::{new_id, Caller, KeyService, ServiceError};
+use crate::store::{now_ms, ApiKey, Incident, NewJob, Place, RevokeReason, Tx};
+
+/// One alert per incident and channel within this window.
+pub const ALERT_WINDOW_MS: i64 = 24 * 3_600_000;
+
+/// What the response did with a reported token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A live or test secret key, now revoked.
+    Revoked,
+    /// The project's policy is notify-only: alerted, not revoked.
+    Notified,
+    AlreadyRevoked,
+    /// Publishable keys are meant to be public: recorded, never revoked.
+    Publishable,
+    /// A valid keyward token that matches no stored key.
+    Unknown,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Revoked => "revoked",
+            Action::Notified => "notified",
+            Action::AlreadyRevoked => "already_revoked",
+            Action::Publishable => "publishable",
+            Action::Unknown => "unknown",
+        }
+    }
+}
+
+/// The outcome of one report.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Not a keyward token, or a look-alike with a bad checksum.
+    NotOurs,
+    Handled {
+        incident_id: String,
+        action: Action,
+        key: Option<Box<ApiKey>>,
+        /// False when the incident already existed.
+        new_incident: bool,
+    },
+}
+
+impl Outcome {
+    /// A stored key of ours was leaked (GitHub's `true_positive`).
+    pub fn is_true_positive(&self) -> bool {
+        matches!(self, Outcome::Handled { key: Some(_), .. })
+    }
+}
+
+pub struct LeakResponder {
+    service: Arc<KeyService>,
+    caller: Caller,
+    /// Pokes the alert workers when new alerts are queued.
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl LeakResponder {
+    pub fn new(service: Arc<KeyService>) -> LeakResponder {
+        LeakResponder {
+            service,
+            caller: Caller::system("leak-response"),
+            wake: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    pub fn service(&self) -> &Arc<KeyService> {
+        &self.service
+    }
+
+    /// The handle alert workers wait on.
+    pub fn alert_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
+    }
+
+    pub fn wake_alerts(&self) {
+        self.wake.notify_waiters();
+        self.wake.notify_one();
+    }
+
+    /// Handles one token seen at `place`.
+    pub async fn report(&self, token: &str, place: &Place) -> Result<Outcome, ServiceError> {
+        let Ok(parsed) = token::parse(token) else {
+            return Ok(Outcome::NotOurs);
+        };
+        let fingerprint = self.service.verifier().fingerprinter().fingerprint(token).to_hex();
+        let key = self
+            .service
+            .verifier()
+            .lookup(token)
+            .await?
+            .filter(|k| k.last4 == parsed.last4)
+            .map(|k| (*k).clone());
+        let now = now_ms();
+        let store = self.service.store();
+        let mut tx = store.begin().await?;
+        let (incident, new_incident) = match tx.incident_by_fingerprint(&fingerprint).await? {
+            Some(existing) => {
+                tx.touch_incident(&existing.id, now).await?;
+                (existing, false)
+            }
+            None => {
+                let action = self.act(&mut tx, key.as_ref(), place, now).await?;
+                let incident = Incident {
+                    id: new_id("inc"),
+                    key_id: key.as_ref().map(|k| k.id.clone()),
+                    project_id: key.as_ref().map(|k| k.project_id.clone()),
+                    fingerprint: fingerprint.clone(),
+                    display_prefix: parsed.display_prefix.to_string(),
+                    last4: parsed.last4.to_string(),
+                    action: action.as_str().to_string(),
+                    first_place: place.clone(),
+                    first_seen: now,
+                    last_seen: now,
+                    seen_count: 1,
+                    last_alerted_at: None,
+                };
+                tx.insert_incident(&incident).await?;
+                (incident, true)
+            }
+        };
+        tx.record_sighting(&incident.id, place, now).await?;
+        let action = parse_action(&incident.action);
+        if let Some(key) = &key {
+            let alert_due = incident.last_alerted_at.is_none_or(|t| now - t >= ALERT_WINDOW_MS);
+            if alert_due {
+                self.queue_alerts(&mut tx, key, &incident, place, action, now).await?;
+                tx.mark_alerted(&incident.id, now).await?;
+            }
+        }
+        tx.commit().await?;
+        if action == Action::Revoked {
+            self.service.verifier().invalidate_key(&fingerprint);
+        }
+        Ok(Outcome::Handled {
+            incident_id: incident.id,
+            action,
+            key: key.map(Box::new),
+            new_incident,
+        })
+    }
+
+    /// Applies the project's policy to a first sighting.
+    async fn act(&self, tx: &mut Tx<'_>, key: Option<&ApiKey>, place: &Place, now: i64) -> Result<Action, ServiceError> {
+        let Some(key) = key else {
+            return Ok(Action::Unknown);
+        };
+        let policy = self
+            .service
+            .store()
+            .project(&key.project_id)
+            .await?
+            .map(|p| p.leak_policy)
+            .unwrap_or_default();
+        let action = if key.kind == Kind::Publishable {
+            Action::Publishable
+        } else if key.is_revoked_at(now) {
+            Action::AlreadyRevoked
+        } else if policy == "notify_only" {
+            Action::Notified
+        } else {
+            Action::Revoked
+        };
+        let leak = json!({"source_kind": place.source_kind, "repository": place.repository, "commit": place.commit_sha,
+            "path": place.path, "line": place.line, "url": place.url, "action": action.as_str(), "mode": key.mode.as_str()});
+        self.service
+            .audit(tx, &self.caller, Some(&key.project_id), "api_key.leak_detected", &key.id, leak, now)
+            .await?;
+        if action == Action::Revoked && tx.revoke_key(&key.id, now, RevokeReason::Leaked).await? {
+            let data = json!({"reason": "leaked", "mode": key.mode.as_str(), "scopes": key.scopes});
+            self.service
+                .audit(tx, &self.caller, Some(&key.project_id), "api_key.revoked", &key.id, data, now)
+                .await?;
+        }
+        Ok(action)
+    }
+
+    async fn queue_alerts(
+        &self,
+        tx: &mut Tx<'_>,
+        key: &ApiKey,
+        incident: &Incident,
+        place: &Place,
+        action: Action,
+        now: i64,
+    ) -> Result<(), ServiceError> {
+        let store = self.service.store();
+        let settings = store.alert_settings(&key.project_id).await?;
+        let project = store.project(&key.project_id).await?;
+        let message = alerts::Alert {
+            event: "api_key.leaked".into(),
+            incident_id: incident.id.clone(),
+            key_id: key.id.clone(),
+            key_name: key.name.clone(),
+            key_prefix: key.display_prefix.clone(),
+            key_last4: key.last4.clone(),
+            key_mode: key.mode.as_str().into(),
+            project_id: key.project_id.clone(),
+            project_name: project.map(|p| p.name).unwrap_or_default(),
+            found: place.clone(),
+            action: action.as_str().into(),
+            detected_at: crate::server::rfc3339(now),
+        };
+        let mut channels = Vec::new();
+        if !settings.webhook_url.is_empty() {
+            channels.push(alerts::Channel::Webhook {
+                url: settings.webhook_url.clone(),
+                secret: settings.webhook_secret.clone(),
+            });
+        }
+        if !settings.slack_webhook_url.is_empty() {
+            channels.push(alerts::Channel::Slack {
+                url: settings.slack_webhook_url.clone(),
+            });
+        }
+        if settings.email {
+            let to = store.alert_recipients(&key.project_id, key.owner_user_id.as_deref()).await?;
+            if !to.is_empty() {
+                channels.push(alerts::Channel::Email { to });
+            }
+        }
+        for channel in channels {
+            let job = NewJob {
+                id: new_id("job"),
+                kind: format!("{}{}", alerts::JOB_PREFIX, channel.name()),
+                dedupe_key: Some(format!("alert:{}:{}:{}", incident.id, channel.name(), now / ALERT_WINDOW_MS)),
+                payload: serde_json::to_string(&alerts::Delivery {
+                    channel,
+                    alert: message.clone(),
+                })
+                .expect("alerts serialise"),
+                max_attempts: alerts::MAX_ATTEMPTS,
+                run_at: now,
+            };
+            tx.enqueue(&job, now).await?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_action(text: &str) -> Action {
+    match text {
+        "revoked" => Action::Revoked,
+        "notified" => Action::Notified,
+        "already_revoked" => Action::AlreadyRevoked,
+        "publishable" => Action::Publishable,
+        _ => Action::Unknown,
+    }
+}

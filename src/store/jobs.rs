@@ -1,0 +1,167 @@
+//! A durable job queue: enqueue in the same transaction as the work that
+//! causes it, claim atomically under a lease, retry with backoff, and end
+//! in `dead` after too many failures.
+
+use sqlx::any::AnyRow;
+
+use super::{get, Backend, Store, StoreError, Tx};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: String,
+    pub kind: String,
+    pub payload: String,
+    /// Including the attempt this claim starts.
+    pub attempts: i64,
+    pub max_attempts: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: String,
+    pub kind: String,
+    pub payload: String,
+    /// Work already queued under this key is not queued again.
+    pub dedupe_key: Option<String>,
+    pub max_attempts: i64,
+    pub run_at: i64,
+}
+
+/// How many jobs wait, run and have given up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub pending: i64,
+    pub running: i64,
+    pub dead: i64,
+}
+
+/// `{lock}` becomes `FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas
+/// never claim the same row; SQLite's single writer already serialises.
+const CLAIM: &str = "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1, locked_until = $2, updated_at = $3 \
+    WHERE id IN (SELECT id FROM jobs WHERE ((state = 'pending' AND run_at <= $3) OR (state = 'running' AND locked_until < $3)) \
+    AND kind LIKE $4 ORDER BY run_at, id LIMIT $5{lock}) \
+    RETURNING id, kind, payload, attempts, max_attempts";
+
+fn from_row(row: &AnyRow) -> Result<Job, StoreError> {
+    Ok(Job {
+        id: get(row, "id")?,
+        kind: get(row, "kind")?,
+        payload: get(row, "payload")?,
+        attempts: get(row, "attempts")?,
+        max_attempts: get(row, "max_attempts")?,
+    })
+}
+
+impl Tx<'_> {
+    /// Queues a job; returns false when its dedupe key is already queued.
+    pub async fn enqueue(&mut self, job: &NewJob, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO jobs (id, kind, payload, state, max_attempts, run_at, dedupe_key, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $7) ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+        .bind(&job.id)
+        .bind(&job.kind)
+        .bind(&job.payload)
+        .bind(job.max_attempts)
+        .bind(job.run_at)
+        .bind(job.dedupe_key.as_deref())
+        .bind(now)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+impl Store {
+    pub async fn enqueue(&self, job: &NewJob, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let queued = tx.enqueue(job, now).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    /// Claims up to `limit` ready jobs whose kind starts with `kind_prefix`
+    /// for `lease_ms`; a job whose lease ran out is claimable again.
+    pub async fn claim_jobs(&self, worker: &str, kind_prefix: &str, limit: i64, lease_ms: i64, now: i64) -> Result<Vec<Job>, StoreError> {
+        let lock = if self.backend == Backend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let sql = CLAIM.replace("{lock}", lock);
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(&sql)
+            .bind(worker)
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(format!("{kind_prefix}%"))
+            .bind(limit)
+            .fetch_all(&mut *tx.inner)
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Marks a claimed job done; false if the claim was lost meanwhile.
+    pub async fn complete_job(&self, id: &str, worker: &str, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'done', locked_until = NULL, last_error = '', updated_at = $1 \
+             WHERE id = $2 AND locked_by = $3 AND state = 'running'",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(worker)
+        .execute(&mut *tx.inner)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records a failed attempt: back to `pending` at `retry_at`, or `dead`.
+    pub async fn fail_job(&self, id: &str, worker: &str, error: &str, retry_at: Option<i64>, now: i64) -> Result<(), StoreError> {
+        let error: String = error.chars().take(1000).collect();
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE jobs SET state = CASE WHEN $1 < 0 THEN 'dead' ELSE 'pending' END, \
+             run_at = CASE WHEN $1 < 0 THEN run_at ELSE $1 END, locked_until = NULL, last_error = $2, updated_at = $3 \
+             WHERE id = $4 AND locked_by = $5 AND state = 'running'",
+        )
+        .bind(retry_at.unwrap_or(-1))
+        .bind(error)
+        .bind(now)
+        .bind(id)
+        .bind(worker)
+        .execute(&mut *tx.inner)
+        .await?;
+        tx.commit().await
+    }
+
+    pub async fn queue_depth(&self) -> Result<QueueDepth, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut depth = QueueDepth::default();
+        for row in &rows {
+            let n: i64 = get(row, "n")?;
+            match get::<String>(row, "state")?.as_str() {
+                "pending" => depth.pending = n,
+                "running" => depth.running = n,
+                "dead" => depth.dead = n,
+                _ => {}
+            }
+        }
+        Ok(depth)
+    }
+
+    /// States and attempts of the jobs of one kind, for status pages and tests.
+    pub async fn jobs_of_kind(&self, kind: &str) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT id, state, attempts FROM jobs WHERE kind = $1 ORDER BY created_at, id")
+            .bind(kind)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((get(r, "id")?, get(r, "state")?, get(r, "attempts")?)))
+            .collect()
+    }
+}
