@@ -304,17 +304,33 @@ fn match_pem(rule: &Rule, data: &[u8], start: usize, label_start: usize) -> Opti
     } else {
         rule.confidence
     };
-    let tail_end = body
-        + body_bytes
-            .iter()
-            .rposition(|&b| rule.charset.contains(b) && b != b'=')
-            .map_or(0, |p| p + 1);
+    let tail = pem_tail(rule, body_bytes);
     Some(Hit {
         end,
         confidence,
         display_prefix: String::from_utf8_lossy(&data[start..body]).into_owned(),
-        tail: body..tail_end,
+        tail: body + tail.start..body + tail.end,
     })
+}
+
+/// The last four characters of the body's last long base64 run, so that
+/// comment markers (`/// `, `# `) around an embedded key never show up in
+/// the redacted form.
+fn pem_tail(rule: &Rule, body: &[u8]) -> std::ops::Range<usize> {
+    const LONG_RUN: usize = 16;
+    let in_run = |b: u8| rule.charset.contains(b) && b != b'=';
+    let mut end = body.len();
+    while end > 0 {
+        while end > 0 && !in_run(body[end - 1]) {
+            end -= 1;
+        }
+        let start = body[..end].iter().rposition(|&b| !in_run(b)).map_or(0, |p| p + 1);
+        if end - start >= LONG_RUN {
+            return end - 4..end;
+        }
+        end = start;
+    }
+    0..0
 }
 
 /// Literals to search for and the rule prefixes each one stands for.

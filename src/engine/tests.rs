@@ -204,3 +204,11 @@ fn shipped_rules_need_one_automaton_per_anchor_kind() {
     assert!(engine.searchers.len() <= 5, "{groups:?}");
     assert!(engine.searchers.iter().all(|s| s.patterns.len() <= SIMD_LIMIT));
 }
+
+#[test]
+fn pem_in_a_doc_comment_redacts_to_base64() {
+    let commented: String = PEM.lines().map(|l| format!("/// {l}\n")).collect();
+    let found = engine(false).scan_bytes(commented.as_bytes());
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].redacted, "-----BEGIN EC PRIVATE KEY-----…5qR7");
+}

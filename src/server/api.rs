@@ -113,21 +113,19 @@ pub async fn update_key(
 }
 
 #[utoipa::path(post, path = "/v1/keys/{key_id}/revoke", request_body = RevokeKey,
-    responses((status = 200, body = KeyEnvelope), (status = 409, description = "the default key")))]
+    responses((status = 200, body = KeyView), (status = 409, description = "the default key")))]
 pub async fn revoke_key(
     State(s): State<AppState>,
     Authed(caller): Authed,
     Path(key_id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<KeyEnvelope>, AppError> {
+) -> Result<Json<KeyView>, AppError> {
     let body: RevokeKey = optional_json(&body)?;
     let key = s
         .service
         .revoke_key(&caller, &key_id, body.reason.unwrap_or(RevokeReason::Manual))
         .await?;
-    Ok(Json(KeyEnvelope {
-        key: KeyView::new(&key, now_ms()),
-    }))
+    Ok(Json(KeyView::new(&key, now_ms())))
 }
 
 #[utoipa::path(post, path = "/v1/keys/{key_id}/rotate", request_body = RotateKey, responses((status = 201, body = KeyRotated)))]

@@ -195,11 +195,6 @@ pub struct KeyList {
     pub keys: Vec<KeyView>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct KeyEnvelope {
-    pub key: KeyView,
-}
-
 /// Absent fields are left alone; `expires_at: null` removes the expiry.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateKey {

@@ -42,7 +42,7 @@ pub struct AppState {
 }
 
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/v1/projects", post(api::create_project).get(api::list_projects))
         .route("/v1/projects/{project_id}", get(api::get_project))
         .route("/v1/projects/{project_id}/keys", post(api::create_key).get(api::list_keys))
@@ -56,14 +56,6 @@ pub fn app(state: AppState) -> Router {
             "/v1/projects/{project_id}/alert-settings",
             put(api::set_alert_settings).get(api::alert_settings),
         )
-        .route(
-            "/partners/github/secret-scanning",
-            post(partners::github).layer(DefaultBodyLimit::max(partners::MAX_PARTNER_BODY)),
-        )
-        .route(
-            "/partners/gitlab/secret-detection",
-            post(partners::gitlab).layer(DefaultBodyLimit::max(partners::MAX_PARTNER_BODY)),
-        )
         .route("/v1/keys/verify", post(api::verify))
         .route("/v1/keys/{key_id}", get(api::get_key).patch(api::update_key))
         .route("/v1/keys/{key_id}/revoke", post(api::revoke_key))
@@ -71,9 +63,30 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
-        .fallback(api::not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(refuse_declared_over::<MAX_BODY>))
+        .layer(DefaultBodyLimit::max(MAX_BODY));
+    let partner_reports = Router::new()
+        .route("/partners/github/secret-scanning", post(partners::github))
+        .route("/partners/gitlab/secret-detection", post(partners::gitlab))
+        .layer(axum::middleware::from_fn(refuse_declared_over::<{ partners::MAX_PARTNER_BODY }>))
+        .layer(DefaultBodyLimit::max(partners::MAX_PARTNER_BODY));
+    api.merge(partner_reports).fallback(api::not_found).with_state(state)
+}
+
+/// Answers 413 from the declared `Content-Length` alone, before a byte of
+/// the body is read: an oversized upload costs neither memory nor time.
+/// Bodies without a declared length are still cut off at the same limit
+/// while they stream in.
+async fn refuse_declared_over<const LIMIT: usize>(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > LIMIT as u64) {
+        return axum::response::IntoResponse::into_response(AppError::too_large());
+    }
+    next.run(req).await
 }
 
 /// A JSON body parsed from raw bytes, whatever the content type says.

@@ -41,7 +41,6 @@ use crate::service::VerifyCode;
         KeyIssued,
         KeyRotated,
         KeyList,
-        KeyEnvelope,
         UpdateKey,
         RevokeKey,
         RotateKey,

@@ -397,8 +397,12 @@ impl KeyService {
         caller
             .authorize(&self.store, project_id, Action::SetEntitlement, None, None)
             .await?;
-        if !self.catalog.products().contains_key(product) {
-            return Err(ServiceError::Invalid(format!("unknown product {product:?}")));
+        // The billing system owns products: it may gate one before any scope names it.
+        let well_formed = (1..=64).contains(&product.len()) && product.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+        if !well_formed {
+            return Err(ServiceError::Invalid(format!(
+                "product {product:?} must be 1 to 64 of [A-Za-z0-9_.-]"
+            )));
         }
         let now = now_ms();
         let mut tx = self.store.begin().await?;

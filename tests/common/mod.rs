@@ -152,6 +152,30 @@ impl Server {
     }
 }
 
+/// POSTs headers that declare a `length`-byte body, sends none of it, and
+/// returns the status: proves the server refuses by the declared size
+/// without reading (or buffering) the body.
+pub fn post_declaring_length(base: &str, path: &str, headers: &[(&str, &str)], length: usize) -> u16 {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut request = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = [0u8; 64];
+    let n = stream.read(&mut response).unwrap();
+    let status_line = String::from_utf8_lossy(&response[..n]).to_string();
+    status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Runs an async test body on both backends as two tests.
 #[macro_export]
 macro_rules! both_backends {
