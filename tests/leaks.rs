@@ -162,6 +162,12 @@ both_backends_with!(github_report_revokes_alerts_once, setup, |l: Leaks| async m
     let (_, incidents) = l.s.admin("GET", &format!("/v1/projects/{}/incidents", l.s.project), None).await;
     assert_eq!(incidents["incidents"].as_array().unwrap().len(), 1);
     assert_eq!(incidents["incidents"][0]["seen_count"], 2);
+    let places = incidents["incidents"][0]["places"].as_array().unwrap();
+    assert_eq!(
+        (places.len(), places[0]["seen_count"].as_i64()),
+        (1, Some(2)),
+        "one place, seen twice"
+    );
     let (_, audit) =
         l.s.admin("GET", &format!("/v1/projects/{}/audit?action=api_key.revoked", l.s.project), None)
             .await;

@@ -271,7 +271,7 @@ pub async fn incidents(
 ) -> Result<Json<IncidentList>, AppError> {
     let list = s.service.incidents(&caller, &project_id).await?;
     Ok(Json(IncidentList {
-        incidents: list.iter().map(IncidentView::from).collect(),
+        incidents: list.iter().map(|(incident, places)| IncidentView::new(incident, places)).collect(),
     }))
 }
 

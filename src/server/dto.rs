@@ -390,10 +390,19 @@ pub struct IncidentView {
     pub first_seen: String,
     pub last_seen: String,
     pub seen_count: i64,
+    /// Every place the token was seen, with how often.
+    pub places: Vec<SightingView>,
 }
 
-impl From<&Incident> for IncidentView {
-    fn from(i: &Incident) -> IncidentView {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SightingView {
+    #[serde(flatten)]
+    pub place: PlaceView,
+    pub seen_count: i64,
+}
+
+impl IncidentView {
+    pub fn new(i: &Incident, places: &[(Place, i64)]) -> IncidentView {
         IncidentView {
             id: i.id.clone(),
             key_id: i.key_id.clone(),
@@ -406,6 +415,13 @@ impl From<&Incident> for IncidentView {
             first_seen: rfc3339(i.first_seen),
             last_seen: rfc3339(i.last_seen),
             seen_count: i.seen_count,
+            places: places
+                .iter()
+                .map(|(place, seen_count)| SightingView {
+                    place: PlaceView::from(place),
+                    seen_count: *seen_count,
+                })
+                .collect(),
         }
     }
 }

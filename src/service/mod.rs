@@ -18,7 +18,7 @@ use crate::keys::scopes::{Catalog, ScopeError};
 use crate::keys::token::{self, Kind, Mode, Token};
 use crate::keys::valid_name;
 use crate::store::{
-    now_ms, AlertSettings, ApiKey, AuditEvent, Entitlement, EntitlementState, Incident, KeyUpdate, Member, NewApiKey, NewAuditEvent,
+    now_ms, AlertSettings, ApiKey, AuditEvent, Entitlement, EntitlementState, Incident, KeyUpdate, Member, NewApiKey, NewAuditEvent, Place,
     Project, RevokeReason, Role, Store, StoreError, Tx,
 };
 
@@ -534,10 +534,16 @@ impl KeyService {
         Ok(self.store.alert_settings(project_id).await?)
     }
 
-    pub async fn incidents(&self, caller: &Caller, project_id: &str) -> Result<Vec<Incident>, ServiceError> {
+    /// A project's incidents, newest first, each with every place it was seen.
+    pub async fn incidents(&self, caller: &Caller, project_id: &str) -> Result<Vec<(Incident, Vec<(Place, i64)>)>, ServiceError> {
         self.require_project(project_id).await?;
         caller.authorize(&self.store, project_id, Action::ViewKeys, None, None).await?;
-        Ok(self.store.incidents_of_project(project_id).await?)
+        let mut out = Vec::new();
+        for incident in self.store.incidents_of_project(project_id).await? {
+            let places = self.store.sightings(&incident.id).await?;
+            out.push((incident, places));
+        }
+        Ok(out)
     }
 
     async fn require_project(&self, project_id: &str) -> Result<Project, ServiceError> {

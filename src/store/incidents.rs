@@ -56,6 +56,18 @@ pub struct AlertSettings {
     pub email: bool,
 }
 
+/// Incidents and sightings name a place with the same six columns.
+fn place_from_row(row: &AnyRow) -> Result<Place, StoreError> {
+    Ok(Place {
+        source_kind: get(row, "source_kind")?,
+        repository: get(row, "repository")?,
+        commit_sha: get(row, "commit_sha")?,
+        path: get(row, "path")?,
+        line: get(row, "line")?,
+        url: get(row, "url")?,
+    })
+}
+
 fn from_row(row: &AnyRow) -> Result<Incident, StoreError> {
     Ok(Incident {
         id: get(row, "id")?,
@@ -65,14 +77,7 @@ fn from_row(row: &AnyRow) -> Result<Incident, StoreError> {
         display_prefix: get(row, "display_prefix")?,
         last4: get(row, "last4")?,
         action: get(row, "action")?,
-        first_place: Place {
-            source_kind: get(row, "source_kind")?,
-            repository: get(row, "repository")?,
-            commit_sha: get(row, "commit_sha")?,
-            path: get(row, "path")?,
-            line: get(row, "line")?,
-            url: get(row, "url")?,
-        },
+        first_place: place_from_row(row)?,
         first_seen: get(row, "first_seen")?,
         last_seen: get(row, "last_seen")?,
         seen_count: get(row, "seen_count")?,
@@ -103,19 +108,7 @@ impl Store {
         .bind(incident_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let place = Place {
-                    source_kind: get(row, "source_kind")?,
-                    repository: get(row, "repository")?,
-                    commit_sha: get(row, "commit_sha")?,
-                    path: get(row, "path")?,
-                    line: get(row, "line")?,
-                    url: get(row, "url")?,
-                };
-                Ok((place, get(row, "seen_count")?))
-            })
-            .collect()
+        rows.iter().map(|row| Ok((place_from_row(row)?, get(row, "seen_count")?))).collect()
     }
 
     pub async fn alert_settings(&self, project_id: &str) -> Result<AlertSettings, StoreError> {
