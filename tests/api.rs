@@ -109,6 +109,11 @@ both_backends!(default_key_rotates_but_never_revokes, |s: common::Server| async 
     let name = default["name"].as_str().unwrap();
     assert!(name.starts_with(&format!("{project}_default_")), "{name}");
     assert_eq!(default["is_default"], true);
+    let scopes: Vec<&str> = default["scopes"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(
+        scopes.contains(&"analytics:*") && !scopes.iter().any(|s| s.starts_with("keys:") || s.starts_with("projects:")),
+        "{scopes:?}"
+    );
     let secret = created["secret"].as_str().unwrap();
     assert_eq!(s.code(secret, None, None).await, "VALID");
 

@@ -176,7 +176,15 @@ impl KeyService {
             description: "The project's default key. It can be rotated, not revoked.".into(),
             kind: Kind::Secret,
             mode: Mode::Live,
-            scopes: self.catalog.products().keys().map(|p| format!("{p}:*")).collect(),
+            // The product's own scopes, not keyward's management API: a default
+            // key is for calling the product, and may end up in a client.
+            scopes: self
+                .catalog
+                .products()
+                .keys()
+                .filter(|p| !is_management_resource(p))
+                .map(|p| format!("{p}:*"))
+                .collect(),
             expires_at: None,
             owner_user_id: caller.user_id.clone(),
         };
@@ -574,6 +582,12 @@ impl KeyService {
         .await?;
         Ok(())
     }
+}
+
+fn is_management_resource(resource: &str) -> bool {
+    crate::keys::scopes::ADMIN_SCOPES
+        .iter()
+        .any(|s| crate::keys::scopes::product_of(s) == resource)
 }
 
 /// `{projectId}_default_{suffix}`: a fresh suffix at each rotation keeps
