@@ -333,6 +333,14 @@ fn pem_tail(rule: &Rule, body: &[u8]) -> std::ops::Range<usize> {
     0..0
 }
 
+impl Pattern {
+    fn add_target(&mut self, target: Target) {
+        if !self.targets.iter().any(|t| t.rule == target.rule && t.prefix == target.prefix) {
+            self.targets.push(target);
+        }
+    }
+}
+
 /// Literals to search for and the rule prefixes each one stands for.
 #[derive(Default)]
 struct AnchorSet {
@@ -344,13 +352,7 @@ impl AnchorSet {
     fn add(&mut self, literal: Vec<u8>, base64_align: Option<usize>, target: Target) {
         match self.literals.iter().position(|l| *l == literal) {
             Some(i) if self.patterns[i].base64_align == base64_align => {
-                if !self.patterns[i]
-                    .targets
-                    .iter()
-                    .any(|t| t.rule == target.rule && t.prefix == target.prefix)
-                {
-                    self.patterns[i].targets.push(target);
-                }
+                self.patterns[i].add_target(target);
             }
             _ => {
                 self.literals.push(literal);
@@ -375,9 +377,7 @@ impl AnchorSet {
                 {
                     let inherited = self.patterns[j].targets.clone();
                     for t in inherited {
-                        if !self.patterns[i].targets.iter().any(|k| k.rule == t.rule && k.prefix == t.prefix) {
-                            self.patterns[i].targets.push(t);
-                        }
+                        self.patterns[i].add_target(t);
                     }
                 }
             }

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::keys::token::{self, Kind};
 use crate::service::{new_id, Caller, KeyService, ServiceError};
-use crate::store::{now_ms, ApiKey, Incident, NewJob, Place, RevokeReason, Tx};
+use crate::store::{now_ms, ApiKey, Incident, NewJob, Place, Project, RevokeReason, Tx};
 
 /// One alert per incident and channel within this window.
 pub const ALERT_WINDOW_MS: i64 = 24 * 3_600_000;
@@ -106,14 +106,18 @@ impl LeakResponder {
         let Ok(parsed) = token::parse(token) else {
             return Ok(Outcome::NotOurs);
         };
-        let fingerprint = self.service.verifier().fingerprinter().fingerprint(token).to_hex();
-        let key = self
-            .service
-            .verifier()
-            .lookup(token)
+        let verifier = self.service.verifier();
+        let fingerprint = verifier.fingerprinter().fingerprint(token);
+        let key = verifier
+            .lookup_fingerprint(fingerprint)
             .await?
             .filter(|k| k.last4 == parsed.last4)
             .map(|k| (*k).clone());
+        let project = match &key {
+            Some(k) => self.service.store().project(&k.project_id).await?,
+            None => None,
+        };
+        let fingerprint = fingerprint.to_hex();
         let now = now_ms();
         let store = self.service.store();
         let mut tx = store.begin().await?;
@@ -123,7 +127,7 @@ impl LeakResponder {
                 (existing, false)
             }
             None => {
-                let action = self.act(&mut tx, key.as_ref(), place, now).await?;
+                let action = self.act(&mut tx, key.as_ref(), project.as_ref(), place, now).await?;
                 let incident = Incident {
                     id: new_id("inc"),
                     key_id: key.as_ref().map(|k| k.id.clone()),
@@ -147,7 +151,8 @@ impl LeakResponder {
         if let Some(key) = &key {
             let alert_due = incident.last_alerted_at.is_none_or(|t| now - t >= ALERT_WINDOW_MS);
             if alert_due {
-                self.queue_alerts(&mut tx, key, &incident, place, action, now).await?;
+                self.queue_alerts(&mut tx, key, project.as_ref(), &incident, place, action, now)
+                    .await?;
                 tx.mark_alerted(&incident.id, now).await?;
             }
         }
@@ -164,17 +169,18 @@ impl LeakResponder {
     }
 
     /// Applies the project's policy to a first sighting.
-    async fn act(&self, tx: &mut Tx<'_>, key: Option<&ApiKey>, place: &Place, now: i64) -> Result<Action, ServiceError> {
+    async fn act(
+        &self,
+        tx: &mut Tx<'_>,
+        key: Option<&ApiKey>,
+        project: Option<&Project>,
+        place: &Place,
+        now: i64,
+    ) -> Result<Action, ServiceError> {
         let Some(key) = key else {
             return Ok(Action::Unknown);
         };
-        let policy = self
-            .service
-            .store()
-            .project(&key.project_id)
-            .await?
-            .map(|p| p.leak_policy)
-            .unwrap_or_default();
+        let policy = project.map_or("revoke", |p| p.leak_policy.as_str());
         let action = if key.kind == Kind::Publishable {
             Action::Publishable
         } else if key.is_revoked_at(now) {
@@ -189,19 +195,18 @@ impl LeakResponder {
         self.service
             .audit(tx, &self.caller, Some(&key.project_id), "api_key.leak_detected", &key.id, leak, now)
             .await?;
-        if action == Action::Revoked && tx.revoke_key(&key.id, now, RevokeReason::Leaked).await? {
-            let data = json!({"reason": "leaked", "mode": key.mode.as_str(), "scopes": key.scopes});
-            self.service
-                .audit(tx, &self.caller, Some(&key.project_id), "api_key.revoked", &key.id, data, now)
-                .await?;
+        if action == Action::Revoked {
+            self.service.revoke_in(tx, &self.caller, key, RevokeReason::Leaked, now).await?;
         }
         Ok(action)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn queue_alerts(
         &self,
         tx: &mut Tx<'_>,
         key: &ApiKey,
+        project: Option<&Project>,
         incident: &Incident,
         place: &Place,
         action: Action,
@@ -209,7 +214,6 @@ impl LeakResponder {
     ) -> Result<(), ServiceError> {
         let store = self.service.store();
         let settings = store.alert_settings(&key.project_id).await?;
-        let project = store.project(&key.project_id).await?;
         let message = alerts::Alert {
             event: "api_key.leaked".into(),
             incident_id: incident.id.clone(),
@@ -219,7 +223,7 @@ impl LeakResponder {
             key_last4: key.last4.clone(),
             key_mode: key.mode.as_str().into(),
             project_id: key.project_id.clone(),
-            project_name: project.map(|p| p.name).unwrap_or_default(),
+            project_name: project.map(|p| p.name.clone()).unwrap_or_default(),
             found: place.clone(),
             action: action.as_str().into(),
             detected_at: crate::server::rfc3339(now),

@@ -319,23 +319,33 @@ impl KeyService {
                 "the default key cannot be revoked; rotate it instead".into(),
             ));
         }
-        self.revoke_as(caller, &key, reason).await
-    }
-
-    /// Revokes without the role checks: for the leak response and the
-    /// partner endpoints, whose authority is the report itself.
-    pub async fn revoke_as(&self, caller: &Caller, key: &ApiKey, reason: RevokeReason) -> Result<ApiKey, ServiceError> {
         let now = now_ms();
         let mut tx = self.store.begin().await?;
-        if tx.revoke_key(&key.id, now, reason).await? {
-            let data = json!({"reason": reason.as_str(), "mode": key.mode.as_str(), "scopes": key.scopes});
-            self.audit(&mut tx, caller, Some(&key.project_id), "api_key.revoked", &key.id, data, now)
-                .await?;
-        }
+        self.revoke_in(&mut tx, caller, &key, reason, now).await?;
         let revoked = tx.key(&key.id).await?.ok_or(ServiceError::NotFound("key"))?;
         tx.commit().await?;
         self.verifier.invalidate_key(&key.fingerprint);
         Ok(revoked)
+    }
+
+    /// Revokes `key` from `now` inside `tx` and, if that changed it, records
+    /// `api_key.revoked`. The caller forgets the key in the verify cache
+    /// after the commit.
+    pub(crate) async fn revoke_in(
+        &self,
+        tx: &mut Tx<'_>,
+        caller: &Caller,
+        key: &ApiKey,
+        reason: RevokeReason,
+        now: i64,
+    ) -> Result<bool, ServiceError> {
+        let changed = tx.revoke_key(&key.id, now, reason).await?;
+        if changed {
+            let data = json!({"reason": reason.as_str(), "mode": key.mode.as_str(), "scopes": key.scopes});
+            self.audit(tx, caller, Some(&key.project_id), "api_key.revoked", &key.id, data, now)
+                .await?;
+        }
+        Ok(changed)
     }
 
     /// A successor with the same settings. The old key stops at once, or
@@ -355,7 +365,11 @@ impl KeyService {
             .filter(|ms| *ms <= 30 * 86_400_000);
         let overlap_ms = overlap_ms.ok_or_else(|| ServiceError::Invalid("overlap_seconds must be at most 30 days".into()))?;
         let mut tx = self.store.begin().await?;
-        tx.revoke_key(&old.id, now + overlap_ms, RevokeReason::Rotated).await?;
+        if overlap_ms == 0 {
+            self.revoke_in(&mut tx, caller, &old, RevokeReason::Rotated, now).await?;
+        } else {
+            tx.revoke_key(&old.id, now + overlap_ms, RevokeReason::Rotated).await?;
+        }
         let successor = NewKey {
             name: if old.is_default {
                 default_key_name(&old.project_id)
@@ -376,11 +390,6 @@ impl KeyService {
             json!({"new_key_id": issued.key.id, "overlap_seconds": overlap_seconds, "mode": old.mode.as_str(), "scopes": old.scopes});
         self.audit(&mut tx, caller, Some(&old.project_id), "api_key.rotated", &old.id, data, now)
             .await?;
-        if overlap_ms == 0 {
-            let revoked = json!({"reason": "rotated", "mode": old.mode.as_str(), "scopes": old.scopes});
-            self.audit(&mut tx, caller, Some(&old.project_id), "api_key.revoked", &old.id, revoked, now)
-                .await?;
-        }
         tx.commit().await?;
         self.verifier.invalidate_key(&old.fingerprint);
         Ok(issued)

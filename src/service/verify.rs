@@ -135,7 +135,11 @@ impl Verifier {
 
     /// The stored key a token belongs to, from the cache when hot.
     pub async fn lookup(&self, token: &str) -> Result<Option<Arc<ApiKey>>, StoreError> {
-        let fingerprint = self.fingerprinter.fingerprint(token);
+        self.lookup_fingerprint(self.fingerprinter.fingerprint(token)).await
+    }
+
+    /// The stored key with this fingerprint, for callers that already hold it.
+    pub async fn lookup_fingerprint(&self, fingerprint: Fingerprint) -> Result<Option<Arc<ApiKey>>, StoreError> {
         if let Some(key) = self.keys.read().unwrap_or_else(|e| e.into_inner()).get(&fingerprint) {
             return Ok(Some(key.clone()));
         }
