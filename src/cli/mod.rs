@@ -3,6 +3,8 @@
 //! 2 error.
 
 mod client;
+mod git;
+mod hook;
 mod output;
 mod rules;
 mod scan;
@@ -24,6 +26,11 @@ struct Cli {
 enum Command {
     /// Scan files, directories or stdin (`-`) for secrets.
     Scan(scan::ScanArgs),
+    /// Install or remove the git hooks that stop a key before it is committed or pushed.
+    Hook {
+        #[command(subcommand)]
+        command: hook::HookCommand,
+    },
     /// List the token rules or check them against their examples.
     Rules {
         #[command(subcommand)]
@@ -72,6 +79,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scan(args) => scan::run(args),
+        Command::Hook { command } => hook::run(command),
         Command::Rules { command } => rules::run(command),
         Command::Serve(args) => serve::serve(args),
         Command::Init(args) => serve::init(args),

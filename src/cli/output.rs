@@ -8,6 +8,7 @@ use std::io::Write;
 use serde_json::{json, Value};
 
 use keyward::engine::{Engine, Finding, Rule};
+use keyward::sources::git::Origin;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Format {
@@ -17,10 +18,18 @@ pub enum Format {
     Sarif,
 }
 
-/// A finding and the path it was found in, as shown to the user.
+/// A finding and the path it was found in, as shown to the user; for git
+/// history, also the commit that introduced it.
 pub struct Reported {
     pub path: String,
     pub finding: Finding,
+    pub origin: Option<std::sync::Arc<Origin>>,
+}
+
+/// Author time as RFC 3339, in UTC.
+fn date(origin: &Origin) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(origin.time.max(0) as u64);
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 pub fn write(format: Format, out: &mut impl Write, found: &[Reported], engine: &Engine, secrets: bool, color: bool) -> std::io::Result<()> {
@@ -56,6 +65,9 @@ fn text(out: &mut impl Write, found: &[Reported], engine: &Engine, secrets: bool
     for r in found {
         let f = &r.finding;
         let rule = engine.rule(f.rule);
+        if let Some(origin) = &r.origin {
+            write!(out, "{}:", paint("36", &origin.commit[..origin.commit.len().min(10)]))?;
+        }
         write!(
             out,
             "{}:{}:{}: {} {} ({}, {}{})",
@@ -75,7 +87,11 @@ fn text(out: &mut impl Write, found: &[Reported], engine: &Engine, secrets: bool
         if secrets {
             write!(out, " {}", f.secret.expose())?;
         }
-        writeln!(out, " id={}", f.finding_id)?;
+        write!(out, " id={}", f.finding_id)?;
+        if let Some(origin) = &r.origin {
+            write!(out, " by {} <{}> on {}", origin.author, origin.email, date(origin))?;
+        }
+        writeln!(out)?;
     }
     Ok(())
 }
@@ -98,6 +114,12 @@ fn finding_json(r: &Reported, engine: &Engine, secrets: bool) -> Value {
         "publishable": rule.publishable,
         "finding_id": f.finding_id,
     });
+    if let Some(origin) = &r.origin {
+        v["commit"] = json!(origin.commit);
+        v["author"] = json!(origin.author);
+        v["email"] = json!(origin.email);
+        v["date"] = json!(date(origin));
+    }
     if secrets {
         v["secret"] = Value::String(f.secret.expose().to_string());
     }
@@ -180,7 +202,7 @@ fn sarif_result(r: &Reported, engine: &Engine, secrets: bool) -> Value {
     if secrets {
         message.push_str(&format!(" Value: {}", f.secret.expose()));
     }
-    json!({
+    let mut result = json!({
         "ruleId": f.rule_id,
         "ruleIndex": f.rule,
         "level": sarif_level(rule),
@@ -190,7 +212,16 @@ fn sarif_result(r: &Reported, engine: &Engine, secrets: bool) -> Value {
             "region": {"startLine": f.line, "startColumn": f.column, "byteOffset": f.start, "byteLength": f.end - f.start},
         }}],
         "partialFingerprints": {"keywardFindingId/v1": f.finding_id},
-    })
+    });
+    if let Some(origin) = &r.origin {
+        result["properties"] = json!({
+            "commitSha": origin.commit,
+            "author": origin.author,
+            "email": origin.email,
+            "date": date(origin),
+        });
+    }
+    result
 }
 
 /// A relative URI reference with `/` separators and reserved bytes escaped.

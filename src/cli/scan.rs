@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
+use super::git;
 use super::output::{self, Format, Reported};
 use super::{RuleArgs, EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS};
 use keyward::config::load_rules;
@@ -15,30 +16,51 @@ use keyward::sources::files::{self, WalkOptions, WalkStats, IGNORE_FILE};
 #[derive(clap::Args)]
 pub struct ScanArgs {
     /// Files or directories to scan; `-` reads stdin. Default: `.`.
-    paths: Vec<PathBuf>,
+    pub paths: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    pub format: Format,
     /// Print the matched plaintext. Off by default: reports are shared.
     #[arg(long)]
-    show_secrets: bool,
+    pub show_secrets: bool,
     /// Also report placeholders and look-alikes with bad checksums.
     #[arg(long)]
-    all_candidates: bool,
+    pub all_candidates: bool,
     /// Scan files that look binary instead of skipping them.
     #[arg(long)]
-    binary: bool,
+    pub binary: bool,
     /// A previous `--format json` report whose findings are not reported again.
     #[arg(long, value_name = "FILE")]
-    baseline: Option<PathBuf>,
+    pub baseline: Option<PathBuf>,
+    /// Scan the whole git history of the repository at PATH (default `.`):
+    /// every unique blob of every commit on every ref, once.
+    #[arg(long, conflicts_with_all = ["staged", "pre_push"])]
+    pub git: bool,
+    /// With --git: only the history of this branch (or any revision).
+    #[arg(long, requires = "git", value_name = "NAME")]
+    pub branch: Option<String>,
+    /// With --git: only the lines that commits after REV added.
+    #[arg(long, requires = "git", value_name = "REV")]
+    pub since: Option<String>,
+    /// Only the lines added in the index: what `git commit` is about to record.
+    #[arg(long, conflicts_with = "pre_push")]
+    pub staged: bool,
+    /// Only the lines added by the commits a push sends, read from git's
+    /// pre-push input on stdin.
+    #[arg(long)]
+    pub pre_push: bool,
+    /// With --pre-push: the remote's name; what its remote-tracking refs
+    /// reach is already there.
+    #[arg(long, requires = "pre_push", value_name = "NAME")]
+    pub remote: Option<String>,
     /// Scanning threads (default: one per core).
     #[arg(long, short = 'j')]
-    threads: Option<usize>,
+    pub threads: Option<usize>,
     /// No summary line on stderr.
     #[arg(long, short = 'q')]
-    quiet: bool,
+    pub quiet: bool,
     #[command(flatten)]
-    rules: RuleArgs,
+    pub rules: RuleArgs,
 }
 
 pub fn run(args: ScanArgs) -> Result<u8> {
@@ -51,18 +73,61 @@ pub fn run(args: ScanArgs) -> Result<u8> {
         },
     )
     .context("building the scanner")?;
-    let paths = if args.paths.is_empty() {
-        vec![PathBuf::from(".")]
-    } else {
-        args.paths.clone()
+    let mode = git::Mode::of(&args);
+    let mut scanned = match &mode {
+        Some(mode) => git::scan(&engine, &args, mode)?,
+        None => scan_files(&engine, &args)?,
     };
-    let allowlist = allowlist(&args, &paths)?;
+    let allowlist = allowlist(&args, &scanned.roots)?;
+    let before = scanned.reported.len();
+    scanned.reported.retain(|r| !allowlist.allows(&r.finding));
+    let suppressed = before - scanned.reported.len();
+
+    let stdout = std::io::stdout();
+    let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut out = stdout.lock();
+    output::write(args.format, &mut out, &scanned.reported, &engine, args.show_secrets, color)?;
+    out.flush()?;
+
+    for err in &scanned.errors {
+        eprintln!("keyward: {err}");
+    }
+    if !args.quiet {
+        summary(&scanned, suppressed, started);
+    }
+    if let Some(mode) = &mode {
+        git::explain_block(mode, &scanned.reported);
+    }
+    Ok(if !scanned.reported.is_empty() {
+        EXIT_FINDINGS
+    } else if !scanned.errors.is_empty() {
+        EXIT_ERROR
+    } else {
+        EXIT_CLEAN
+    })
+}
+
+/// What any kind of scan hands to reporting.
+pub struct Scanned {
+    pub reported: Vec<Reported>,
+    pub errors: Vec<String>,
+    /// What was read, for the summary: "12 files" or "40 commits, 120 blobs".
+    pub counted: String,
+    pub bytes: u64,
+    /// What was passed over, for the summary: "3 binary skipped".
+    pub skipped: String,
+    /// Directories whose `.keywardignore` applies.
+    pub roots: Vec<PathBuf>,
+}
+
+fn scan_files(engine: &Engine, args: &ScanArgs) -> Result<Scanned> {
+    let paths = args.paths();
     let walk = WalkOptions {
         binary: args.binary,
         threads: args.threads.unwrap_or_else(|| WalkOptions::default().threads),
     };
-    let (on_disk, stdin): (Vec<PathBuf>, Vec<PathBuf>) = paths.into_iter().partition(|p| p.as_os_str() != "-");
-    let (found, mut stats) = files::scan_paths(&engine, &on_disk, &walk);
+    let (on_disk, stdin): (Vec<PathBuf>, Vec<PathBuf>) = paths.iter().cloned().partition(|p| p.as_os_str() != "-");
+    let (found, mut stats) = files::scan_paths(engine, &on_disk, &walk);
     let mut reported: Vec<Reported> = found
         .into_iter()
         .flat_map(|file| {
@@ -70,35 +135,39 @@ pub fn run(args: ScanArgs) -> Result<u8> {
             file.findings.into_iter().map(move |finding| Reported {
                 path: path.clone(),
                 finding,
+                origin: None,
             })
         })
         .collect();
     if !stdin.is_empty() {
-        reported.extend(scan_stdin(&engine, args.binary, &mut stats)?);
+        reported.extend(scan_stdin(engine, args.binary, &mut stats)?);
     }
-    let before = reported.len();
-    reported.retain(|r| !allowlist.allows(&r.finding));
-    let suppressed = before - reported.len();
-
-    let stdout = std::io::stdout();
-    let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let mut out = stdout.lock();
-    output::write(args.format, &mut out, &reported, &engine, args.show_secrets, color)?;
-    out.flush()?;
-
-    for err in &stats.errors {
-        eprintln!("keyward: {}: {}", err.path.display(), err.message);
-    }
-    if !args.quiet {
-        summary(&stats, reported.len(), suppressed, started);
-    }
-    Ok(if !reported.is_empty() {
-        EXIT_FINDINGS
-    } else if !stats.errors.is_empty() {
-        EXIT_ERROR
-    } else {
-        EXIT_CLEAN
+    Ok(Scanned {
+        reported,
+        errors: stats
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.path.display(), e.message))
+            .collect(),
+        counted: format!("{} files", stats.files),
+        bytes: stats.bytes,
+        skipped: format!("{} binary skipped", stats.skipped_binary),
+        roots: scan_roots(&on_disk),
     })
+}
+
+/// The root of each scanned path: itself for a directory, else its parent.
+fn scan_roots(paths: &[PathBuf]) -> Vec<PathBuf> {
+    paths
+        .iter()
+        .map(|p| {
+            if p.is_dir() {
+                p.clone()
+            } else {
+                p.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+            }
+        })
+        .collect()
 }
 
 fn scan_stdin(engine: &Engine, binary: bool, stats: &mut WalkStats) -> Result<Vec<Reported>> {
@@ -116,13 +185,14 @@ fn scan_stdin(engine: &Engine, binary: bool, stats: &mut WalkStats) -> Result<Ve
         .map(|finding| Reported {
             path: "-".to_string(),
             finding,
+            origin: None,
         })
         .collect())
 }
 
 /// Finding ids from `--baseline` and from `.keywardignore` in the working
-/// directory and at the root of each scanned path.
-fn allowlist(args: &ScanArgs, paths: &[PathBuf]) -> Result<Allowlist> {
+/// directory and at each root of the scan.
+fn allowlist(args: &ScanArgs, roots: &[PathBuf]) -> Result<Allowlist> {
     let mut allowlist = Allowlist::default();
     if let Some(baseline) = &args.baseline {
         let text = std::fs::read_to_string(baseline).with_context(|| format!("reading baseline {}", baseline.display()))?;
@@ -130,14 +200,8 @@ fn allowlist(args: &ScanArgs, paths: &[PathBuf]) -> Result<Allowlist> {
             .add_baseline(&text)
             .with_context(|| format!("baseline {}", baseline.display()))?;
     }
-    let mut roots: Vec<PathBuf> = vec![PathBuf::from(".")];
-    for p in paths.iter().filter(|p| p.as_os_str() != "-") {
-        roots.push(if p.is_dir() {
-            p.clone()
-        } else {
-            p.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-        });
-    }
+    let mut roots: Vec<PathBuf> = roots.to_vec();
+    roots.push(PathBuf::from("."));
     roots.sort();
     roots.dedup();
     for root in roots {
@@ -159,18 +223,29 @@ fn display_path(path: &Path) -> String {
     }
 }
 
-fn summary(stats: &WalkStats, findings: usize, suppressed: usize, started: Instant) {
+fn summary(scanned: &Scanned, suppressed: usize, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
-    let mib = stats.bytes as f64 / (1024.0 * 1024.0);
+    let mib = scanned.bytes as f64 / (1024.0 * 1024.0);
     eprintln!(
-        "keyward: {} files, {:.1} MiB in {:.2}s ({:.0} MiB/s): {} findings, {} allowed, {} binary skipped, {} errors",
-        stats.files,
+        "keyward: {}, {:.1} MiB in {:.2}s ({:.0} MiB/s): {} findings, {} allowed, {}, {} errors",
+        scanned.counted,
         mib,
         secs,
         mib / secs.max(1e-9),
-        findings,
+        scanned.reported.len(),
         suppressed,
-        stats.skipped_binary,
-        stats.errors.len()
+        scanned.skipped,
+        scanned.errors.len()
     );
+}
+
+impl ScanArgs {
+    /// The paths to scan; `.` when none were given.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        if self.paths.is_empty() {
+            vec![PathBuf::from(".")]
+        } else {
+            self.paths.clone()
+        }
+    }
 }

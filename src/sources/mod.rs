@@ -2,3 +2,4 @@
 //! secret is.
 
 pub mod files;
+pub mod git;

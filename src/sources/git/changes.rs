@@ -1,0 +1,379 @@
+//! Added lines only: the commits of a push, and the index before a commit.
+//!
+//! A changed blob is scanned whole; only when it holds a finding are its old
+//! and new versions diffed line by line, and findings on lines that were
+//! already there are dropped. Most blobs hold nothing, so most are never
+//! diffed, which keeps a pre-commit hook within a few milliseconds.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use gix::prelude::FindExt;
+use gix::ObjectId;
+
+use super::{
+    all_tips, attribute, first_sightings, open, parents_first, read_error, resolve_commit, scan_blob, tree_of, GitError, GitFinding,
+    GitScan, GitStats,
+};
+use crate::engine::{Engine, Finding, Stream};
+
+/// A diff that takes longer than this falls back to a coarser one, which
+/// can only call more lines added, never fewer.
+const DIFF_DEADLINE: Duration = Duration::from_secs(2);
+
+/// One line of git's pre-push input:
+/// `<local ref> SP <local sha> SP <remote ref> SP <remote sha>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedRef {
+    pub local_sha: String,
+    pub remote_sha: String,
+}
+
+impl PushedRef {
+    /// Parses one line; `None` for a blank or malformed line.
+    pub fn parse(line: &str) -> Option<PushedRef> {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [_, local_sha, _, remote_sha] = fields[..] else {
+            return None;
+        };
+        Some(PushedRef {
+            local_sha: local_sha.to_string(),
+            remote_sha: remote_sha.to_string(),
+        })
+    }
+
+    /// A push that deletes the remote ref sends no commits.
+    pub fn is_delete(&self) -> bool {
+        is_zero(&self.local_sha)
+    }
+
+    /// A new remote ref: nothing is known to be there yet.
+    pub fn is_new(&self) -> bool {
+        is_zero(&self.remote_sha)
+    }
+}
+
+fn is_zero(sha: &str) -> bool {
+    sha.bytes().all(|b| b == b'0')
+}
+
+/// A blob that a commit or the index adds or changes.
+struct Change {
+    path: String,
+    old: Option<ObjectId>,
+    new: ObjectId,
+}
+
+/// Scans the lines added by the commits reachable from `tips` (every ref
+/// when empty) and from none of `exclude`. Merge commits are skipped, as in
+/// `git log -p`: what they hold comes from their parents.
+pub fn scan_range(
+    engine: &Engine,
+    repo_path: &std::path::Path,
+    tips: &[String],
+    exclude: &[String],
+    binary: bool,
+) -> Result<GitScan, GitError> {
+    let repo = open(repo_path)?;
+    let tips = if tips.is_empty() {
+        all_tips(&repo)?
+    } else {
+        resolve_all(&repo, tips)?
+    };
+    let hidden = resolve_all(&repo, exclude)?;
+    added_in_range(engine, &repo, tips, hidden, binary)
+}
+
+/// Scans what a push sends: the commits of each pushed ref that the remote
+/// does not have. A remote sha this clone lacks is passed over; the
+/// remote-tracking refs of `remote` still bound the range.
+pub fn scan_push(
+    engine: &Engine,
+    repo_path: &std::path::Path,
+    pushed: &[PushedRef],
+    remote: Option<&str>,
+    binary: bool,
+) -> Result<GitScan, GitError> {
+    let repo = open(repo_path)?;
+    let pushed: Vec<&PushedRef> = pushed.iter().filter(|p| !p.is_delete()).collect();
+    if pushed.is_empty() {
+        return Ok(GitScan::default());
+    }
+    let tips = pushed
+        .iter()
+        .map(|p| resolve_commit(&repo, &p.local_sha))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut hidden: Vec<ObjectId> = pushed
+        .iter()
+        .filter(|p| !p.is_new())
+        .filter_map(|p| resolve_commit(&repo, &p.remote_sha).ok())
+        .collect();
+    if let Some(remote) = remote {
+        hidden.extend(remote_tips(&repo, remote)?);
+    }
+    added_in_range(engine, &repo, tips, hidden, binary)
+}
+
+fn resolve_all(repo: &gix::Repository, specs: &[String]) -> Result<Vec<ObjectId>, GitError> {
+    specs.iter().map(|spec| resolve_commit(repo, spec)).collect()
+}
+
+fn added_in_range(
+    engine: &Engine,
+    repo: &gix::Repository,
+    tips: Vec<ObjectId>,
+    hidden: Vec<ObjectId>,
+    binary: bool,
+) -> Result<GitScan, GitError> {
+    let commits = parents_first(repo, tips, hidden)?;
+    let mut stream = Stream::new(engine);
+    let mut stats = GitStats {
+        commits: commits.len() as u64,
+        ..GitStats::default()
+    };
+    let mut found = Vec::new();
+    for (at, commit) in commits.iter().enumerate() {
+        if commit.parents.len() > 1 {
+            continue;
+        }
+        let old_tree = match commit.parents.first() {
+            Some(parent) => Some(tree_of(repo, *parent)?),
+            None => None,
+        };
+        let mut changes = Vec::new();
+        diff_trees(repo, old_tree, tree_of(repo, commit.id)?, &mut Vec::new(), &mut changes)?;
+        for change in changes {
+            for finding in added_findings(repo, &change, &mut stream, binary, &mut stats) {
+                found.push((at, change.path.clone(), finding));
+            }
+        }
+    }
+    let ids: Vec<ObjectId> = commits.iter().map(|c| c.id).collect();
+    let findings = attribute(repo, &ids, first_sightings(found))?;
+    Ok(GitScan { findings, stats })
+}
+
+fn remote_tips(repo: &gix::Repository, remote: &str) -> Result<Vec<ObjectId>, GitError> {
+    let platform = repo.references().map_err(read_error)?;
+    let prefix = format!("refs/remotes/{remote}/");
+    let mut tips = Vec::new();
+    for reference in platform.prefixed(prefix.as_str()).map_err(read_error)? {
+        if let Ok(commit) = reference
+            .map_err(read_error)
+            .and_then(|mut r| r.peel_to_commit().map_err(read_error))
+        {
+            tips.push(commit.id);
+        }
+    }
+    Ok(tips)
+}
+
+/// Scans the lines the index adds to HEAD: what `git commit` is about to
+/// record. Line numbers refer to the staged version of each file.
+pub fn scan_staged(engine: &Engine, repo_path: &std::path::Path, binary: bool) -> Result<GitScan, GitError> {
+    use gix::index::entry::{Flags, Mode, Stage};
+    let repo = open(repo_path)?;
+    let index = repo.index_or_empty().map_err(read_error)?;
+    let head = head_blobs(&repo)?;
+    let mut stream = Stream::new(engine);
+    let mut stats = GitStats::default();
+    let mut findings = Vec::new();
+    for entry in index.entries() {
+        let is_file = entry.mode == Mode::FILE || entry.mode == Mode::FILE_EXECUTABLE;
+        if !is_file || entry.stage() != Stage::Unconflicted || entry.flags.contains(Flags::INTENT_TO_ADD) {
+            continue;
+        }
+        let path = entry.path(&index);
+        let key: &[u8] = path;
+        let old = head.get(key).copied();
+        if old == Some(entry.id) {
+            continue;
+        }
+        let change = Change {
+            path: path.to_string(),
+            old,
+            new: entry.id,
+        };
+        findings.extend(
+            added_findings(&repo, &change, &mut stream, binary, &mut stats)
+                .into_iter()
+                .map(|finding| GitFinding {
+                    origin: None,
+                    path: change.path.clone(),
+                    finding,
+                }),
+        );
+    }
+    Ok(GitScan { findings, stats })
+}
+
+/// Every blob path of HEAD's tree; empty before the first commit.
+fn head_blobs(repo: &gix::Repository) -> Result<HashMap<Vec<u8>, ObjectId>, GitError> {
+    let mut blobs = HashMap::new();
+    let Ok(head) = repo.head_id() else {
+        return Ok(blobs);
+    };
+    let mut changes = Vec::new();
+    diff_trees(repo, None, tree_of(repo, head.detach())?, &mut Vec::new(), &mut changes)?;
+    blobs.extend(changes.into_iter().map(|c| (c.path.into_bytes(), c.new)));
+    Ok(blobs)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Tree,
+    Blob,
+    Other,
+}
+
+fn entries(repo: &gix::Repository, tree: ObjectId) -> Result<Vec<(Vec<u8>, Kind, ObjectId)>, GitError> {
+    let mut buf = Vec::new();
+    let decoded = repo.objects.find_tree(&tree, &mut buf).map_err(read_error)?;
+    Ok(decoded
+        .entries
+        .iter()
+        .map(|e| {
+            let kind = match (e.mode.is_tree(), e.mode.is_blob()) {
+                (true, _) => Kind::Tree,
+                (false, true) => Kind::Blob,
+                (false, false) => Kind::Other,
+            };
+            (e.filename.to_vec(), kind, e.oid.to_owned())
+        })
+        .collect())
+}
+
+/// The blobs `new` adds or changes against `old`, recursing only into
+/// subtrees whose ids differ.
+fn diff_trees(
+    repo: &gix::Repository,
+    old: Option<ObjectId>,
+    new: ObjectId,
+    path: &mut Vec<u8>,
+    out: &mut Vec<Change>,
+) -> Result<(), GitError> {
+    let before = match old {
+        Some(tree) => entries(repo, tree)?,
+        None => Vec::new(),
+    };
+    let before: HashMap<&[u8], (Kind, ObjectId)> = before.iter().map(|(name, kind, id)| (name.as_slice(), (*kind, *id))).collect();
+    for (name, kind, id) in entries(repo, new)? {
+        let previous = before.get(name.as_slice()).copied();
+        if previous == Some((kind, id)) || kind == Kind::Other {
+            continue;
+        }
+        let previous_of = |wanted: Kind| previous.filter(|(k, _)| *k == wanted).map(|(_, id)| id);
+        let len = path.len();
+        if len > 0 {
+            path.push(b'/');
+        }
+        path.extend_from_slice(&name);
+        if kind == Kind::Tree {
+            diff_trees(repo, previous_of(Kind::Tree), id, path, out)?;
+        } else {
+            out.push(Change {
+                path: String::from_utf8_lossy(path).into_owned(),
+                old: previous_of(Kind::Blob),
+                new: id,
+            });
+        }
+        path.truncate(len);
+    }
+    Ok(())
+}
+
+/// Findings of the new blob that sit on lines the change added. A blob that
+/// cannot be read is counted in `stats` and yields nothing.
+fn added_findings(repo: &gix::Repository, change: &Change, stream: &mut Stream, binary: bool, stats: &mut GitStats) -> Vec<Finding> {
+    let mut buf = Vec::new();
+    let mut findings = Vec::new();
+    match scan_blob(repo, &change.new, stream, binary, &mut buf, &mut findings) {
+        Ok(outcome) => stats.count(&outcome),
+        Err(err) => {
+            stats.errors.push(format!("{} (blob {}): {err}", change.path, change.new));
+            return Vec::new();
+        }
+    }
+    let Some(old) = change.old.filter(|_| !findings.is_empty()) else {
+        return findings;
+    };
+    let mut old_buf = Vec::new();
+    let old_data = match repo.objects.find_blob(&old, &mut old_buf) {
+        Ok(blob) => blob.data,
+        // Without the old version every line counts as added.
+        Err(_) => &[],
+    };
+    let added = added_lines(old_data, &buf);
+    findings.retain(|f| added.iter().any(|lines| lines.contains(&f.line)));
+    findings
+}
+
+/// The 1-based line numbers of `new` that are not in `old`.
+fn added_lines(old: &[u8], new: &[u8]) -> Vec<Range<u64>> {
+    let old_lines: Vec<&[u8]> = old.split(|&b| b == b'\n').collect();
+    let new_lines: Vec<&[u8]> = new.split(|&b| b == b'\n').collect();
+    let deadline = Some(Instant::now() + DIFF_DEADLINE);
+    similar::capture_diff_slices_deadline(similar::Algorithm::Myers, &old_lines, &new_lines, deadline)
+        .into_iter()
+        .filter_map(|op| match op {
+            similar::DiffOp::Insert { new_index, new_len, .. } | similar::DiffOp::Replace { new_index, new_len, .. } => {
+                Some(new_index as u64 + 1..(new_index + new_len) as u64 + 1)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! t {
+        ($name:ident, $old:expr, $new:expr, $expected:expr) => {
+            #[test]
+            fn $name() {
+                let lines: Vec<u64> = added_lines($old.as_bytes(), $new.as_bytes()).into_iter().flatten().collect();
+                let expected: &[u64] = &$expected;
+                assert_eq!(lines, expected);
+            }
+        };
+    }
+
+    t!(nothing_added, "a\nb\n", "a\nb\n", []);
+    t!(appended_line, "a\nb\n", "a\nb\nc\n", [3]);
+    t!(inserted_in_the_middle, "a\nc\n", "a\nb\nc\n", [2]);
+    t!(changed_line, "a\nb\nc\n", "a\nB\nc\n", [2]);
+    t!(removed_line_adds_nothing, "a\nb\nc\n", "a\nc\n", []);
+    t!(new_file_is_all_added, "", "x\ny", [1, 2]);
+    t!(moved_down_by_an_insert, "k\n", "new\nk\n", [1]);
+
+    macro_rules! pushed {
+        ($name:ident, $line:expr, $expected:expr) => {
+            #[test]
+            fn $name() {
+                assert_eq!(PushedRef::parse($line), $expected);
+            }
+        };
+    }
+
+    const ZERO: &str = "0000000000000000000000000000000000000000";
+    pushed!(blank_line, "", None);
+    pushed!(three_fields, "refs/heads/main abc refs/heads/main", None);
+    pushed!(
+        update,
+        "refs/heads/main 1111 refs/heads/main 2222",
+        Some(PushedRef {
+            local_sha: "1111".into(),
+            remote_sha: "2222".into()
+        })
+    );
+
+    #[test]
+    fn zero_shas_mean_new_and_delete() {
+        let new = PushedRef::parse(&format!("refs/heads/x 1111 refs/heads/x {ZERO}")).unwrap();
+        assert!(new.is_new() && !new.is_delete());
+        let delete = PushedRef::parse(&format!("(delete) {ZERO} refs/heads/x 2222")).unwrap();
+        assert!(delete.is_delete() && !delete.is_new());
+    }
+}

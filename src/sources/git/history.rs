@@ -1,0 +1,194 @@
+//! Every unique blob of a history, scanned once and attributed to the
+//! commit that introduced it.
+//!
+//! The walk runs on the calling thread: commits parents-first, and a tree is
+//! entered only if it was not seen before, so each blob is met once, at its
+//! first commit. New blobs go in batches through a bounded channel to
+//! scanning threads. Memory holds the sets of seen ids and a few batches,
+//! never the history's content.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Mutex;
+
+use gix::hashtable::HashSet;
+use gix::prelude::FindExt;
+use gix::ObjectId;
+
+use super::{
+    all_tips, attribute, first_sightings, open, parents_first, resolve_commit, scan_blob, tree_of, BlobOutcome, GitError, GitOptions,
+    GitScan, GitStats, Progress,
+};
+use crate::engine::{Engine, Finding, Stream};
+
+/// New blobs per channel message: enough to make the channel's cost vanish.
+const BATCH: usize = 256;
+
+/// A blob met for the first time, at the commit in position `commit`.
+struct NewBlob {
+    id: ObjectId,
+    commit: usize,
+    path: String,
+}
+
+#[derive(Default)]
+struct Seen {
+    trees: HashSet<ObjectId>,
+    blobs: HashSet<ObjectId>,
+}
+
+type Sighting = (usize, String, Finding);
+
+/// Scans the history of `repo_path`: all refs, or `options.branch`.
+pub fn scan_history(engine: &Engine, repo_path: &std::path::Path, options: &GitOptions, progress: &Progress) -> Result<GitScan, GitError> {
+    let repo = open(repo_path)?;
+    let tips = match &options.branch {
+        Some(branch) => vec![resolve_commit(&repo, branch)?],
+        None => all_tips(&repo)?,
+    };
+    let commits = parents_first(&repo, tips, Vec::new())?;
+    let mut seen = Seen::default();
+    let mut errors = Vec::new();
+
+    let ids: Vec<ObjectId> = commits.iter().map(|c| c.id).collect();
+    let shared = repo.clone().into_sync();
+    let threads = options.threads.max(1);
+    let (tx, rx) = sync_channel::<Vec<NewBlob>>(threads * 4);
+    let rx = Mutex::new(rx);
+    let results: Vec<(Vec<Sighting>, GitStats)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| scope.spawn(|| scan_worker(&shared.to_thread_local(), engine, &rx, options.binary, progress)))
+            .collect();
+        walk_commits(&repo, &ids, &mut seen, tx, progress, &mut errors);
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+
+    let mut stats = GitStats {
+        commits: ids.len() as u64,
+        errors,
+        ..GitStats::default()
+    };
+    let mut found = Vec::new();
+    for (sightings, worker_stats) in results {
+        found.extend(sightings);
+        stats.absorb(worker_stats);
+    }
+    let findings = attribute(&repo, &ids, first_sightings(found))?;
+    Ok(GitScan { findings, stats })
+}
+
+fn walk_commits(
+    repo: &gix::Repository,
+    commits: &[ObjectId],
+    seen: &mut Seen,
+    tx: SyncSender<Vec<NewBlob>>,
+    progress: &Progress,
+    errors: &mut Vec<String>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    for (at, id) in commits.iter().enumerate() {
+        match tree_of(repo, *id) {
+            Ok(tree) => walk_tree(repo, tree, &mut Vec::new(), seen, errors, &mut |blob, path| {
+                batch.push(NewBlob {
+                    id: blob,
+                    commit: at,
+                    path: String::from_utf8_lossy(path).into_owned(),
+                });
+                if batch.len() == BATCH {
+                    // A send fails only when every worker is gone, and then
+                    // the scope re-raises the worker's panic.
+                    let _ = tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                }
+            }),
+            Err(err) => errors.push(format!("commit {id}: {err}")),
+        }
+        progress.commits.fetch_add(1, Ordering::Relaxed);
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch);
+    }
+}
+
+/// Enters `tree` unless seen, and calls `emit` for each blob not seen
+/// before, with its full path. Symlinks and submodules are not content.
+fn walk_tree(
+    repo: &gix::Repository,
+    tree: ObjectId,
+    path: &mut Vec<u8>,
+    seen: &mut Seen,
+    errors: &mut Vec<String>,
+    emit: &mut dyn FnMut(ObjectId, &[u8]),
+) {
+    if !seen.trees.insert(tree) {
+        return;
+    }
+    let mut buf = Vec::new();
+    let entries: Vec<(bool, ObjectId, Vec<u8>)> = match repo.objects.find_tree(&tree, &mut buf) {
+        Ok(decoded) => decoded
+            .entries
+            .iter()
+            .filter(|e| match (e.mode.is_tree(), e.mode.is_blob()) {
+                (true, _) => !seen.trees.contains(e.oid),
+                (false, true) => !seen.blobs.contains(e.oid),
+                (false, false) => false,
+            })
+            .map(|e| (e.mode.is_tree(), e.oid.to_owned(), e.filename.to_vec()))
+            .collect(),
+        Err(err) => {
+            errors.push(format!("tree {tree} at {}: {err}", String::from_utf8_lossy(path)));
+            return;
+        }
+    };
+    for (is_tree, id, name) in entries {
+        let len = path.len();
+        if len > 0 {
+            path.push(b'/');
+        }
+        path.extend_from_slice(&name);
+        if is_tree {
+            walk_tree(repo, id, path, seen, errors, emit);
+        } else if seen.blobs.insert(id) {
+            emit(id, path);
+        }
+        path.truncate(len);
+    }
+}
+
+fn scan_worker(
+    repo: &gix::Repository,
+    engine: &Engine,
+    rx: &Mutex<Receiver<Vec<NewBlob>>>,
+    binary: bool,
+    progress: &Progress,
+) -> (Vec<Sighting>, GitStats) {
+    let mut stream = Stream::new(engine);
+    let mut buf = Vec::new();
+    let mut found = Vec::new();
+    let mut stats = GitStats::default();
+    loop {
+        let received = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok(batch) = received else { break };
+        for blob in batch {
+            let mut findings = Vec::new();
+            match scan_blob(repo, &blob.id, &mut stream, binary, &mut buf, &mut findings) {
+                Ok(outcome) => {
+                    if let BlobOutcome::Scanned(bytes) = outcome {
+                        progress.blobs.fetch_add(1, Ordering::Relaxed);
+                        progress.bytes.fetch_add(bytes, Ordering::Relaxed);
+                    }
+                    stats.count(&outcome);
+                }
+                Err(err) => stats.errors.push(format!("{} (blob {}): {err}", blob.path, blob.id)),
+            }
+            found.extend(findings.into_iter().map(|f| (blob.commit, blob.path.clone(), f)));
+            // One huge blob must not pin its buffer for the rest of the scan.
+            if buf.capacity() > 64 << 20 {
+                buf = Vec::new();
+            }
+        }
+    }
+    (found, stats)
+}

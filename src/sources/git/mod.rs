@@ -1,0 +1,303 @@
+//! Git as a source: the whole history of a repository, the lines a range of
+//! commits adds, and the lines staged in the index.
+//!
+//! Objects are read with gix, never by running git. History scans meet each
+//! blob once ([`history`]); range and staged scans look only at added lines
+//! ([`changes`]), so a key that was already there before is not news.
+//! Scanning runs on plain threads, each with its own repository handle.
+
+mod changes;
+mod history;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use gix::prelude::FindExt;
+use gix::ObjectId;
+
+use crate::engine::{Finding, Stream};
+
+pub use changes::{scan_push, scan_range, scan_staged, PushedRef};
+pub use history::scan_history;
+
+/// Blobs larger than this are counted and skipped: gix inflates a blob whole,
+/// and no key hides in a quarter gigabyte of generated data.
+pub const MAX_BLOB_BYTES: u64 = 256 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("{path}: not a git repository: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("unknown revision {spec:?}: {message}")]
+    Revision { spec: String, message: String },
+    #[error("reading the repository: {0}")]
+    Read(String),
+}
+
+fn read_error(err: impl std::fmt::Display) -> GitError {
+    GitError::Read(err.to_string())
+}
+
+/// What to scan and how.
+#[derive(Debug, Clone)]
+pub struct GitOptions {
+    /// Only the history of this branch (or any revision); all refs when unset.
+    pub branch: Option<String>,
+    /// Scan blobs that look binary instead of skipping them.
+    pub binary: bool,
+    pub threads: usize,
+}
+
+impl Default for GitOptions {
+    fn default() -> Self {
+        GitOptions {
+            branch: None,
+            binary: false,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// Counters a progress display may read while a scan runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub commits: AtomicU64,
+    pub blobs: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// The commit that introduced a finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub commit: String,
+    pub author: String,
+    pub email: String,
+    /// Author time, seconds since the epoch.
+    pub time: i64,
+}
+
+/// A finding and where it lives: the path inside the repository and, for
+/// history and range scans, the commit that introduced it.
+#[derive(Debug)]
+pub struct GitFinding {
+    pub origin: Option<Arc<Origin>>,
+    pub path: String,
+    pub finding: Finding,
+}
+
+#[derive(Debug, Default)]
+pub struct GitStats {
+    pub commits: u64,
+    pub blobs: u64,
+    pub bytes: u64,
+    pub skipped_binary: u64,
+    pub skipped_large: u64,
+    /// Objects that could not be read; the scan went on without them.
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct GitScan {
+    pub findings: Vec<GitFinding>,
+    pub stats: GitStats,
+}
+
+/// Opens the repository that holds `path`, as git would find it.
+pub fn open(path: &Path) -> Result<gix::Repository, GitError> {
+    let mut repo = gix::discover(path).map_err(|err| GitError::Open {
+        path: path.to_path_buf(),
+        message: err.to_string(),
+    })?;
+    repo.object_cache_size_if_unset(16 << 20);
+    Ok(repo)
+}
+
+/// The commit a revision names (a branch, a tag, a sha, `HEAD~2`...).
+pub fn resolve_commit(repo: &gix::Repository, spec: &str) -> Result<ObjectId, GitError> {
+    let revision = |message: String| GitError::Revision {
+        spec: spec.to_string(),
+        message,
+    };
+    let id = repo.rev_parse_single(spec).map_err(|e| revision(e.to_string()))?;
+    let commit = id
+        .object()
+        .map_err(read_error)?
+        .peel_to_commit()
+        .map_err(|e| revision(e.to_string()))?;
+    Ok(commit.id)
+}
+
+/// The tip of every ref that leads to a commit, and HEAD.
+fn all_tips(repo: &gix::Repository) -> Result<Vec<ObjectId>, GitError> {
+    let mut tips = Vec::new();
+    let platform = repo.references().map_err(read_error)?;
+    for reference in platform.all().map_err(read_error)? {
+        // Refs to trees or blobs, and broken refs, hold no commits to scan.
+        if let Ok(commit) = reference
+            .map_err(read_error)
+            .and_then(|mut r| r.peel_to_commit().map_err(read_error))
+        {
+            tips.push(commit.id);
+        }
+    }
+    if let Ok(head) = repo.head_id() {
+        tips.push(head.detach());
+    }
+    tips.sort();
+    tips.dedup();
+    Ok(tips)
+}
+
+/// Commits reachable from `tips` but not from `hidden`, parents before
+/// children, so the first commit to hold a blob is met first.
+fn parents_first(repo: &gix::Repository, tips: Vec<ObjectId>, hidden: Vec<ObjectId>) -> Result<Vec<Commit>, GitError> {
+    if tips.is_empty() {
+        return Ok(Vec::new());
+    }
+    let walk = repo.rev_walk(tips).with_hidden(hidden).all().map_err(read_error)?;
+    let mut commits = Vec::new();
+    for info in walk {
+        let info = info.map_err(read_error)?;
+        commits.push(Commit {
+            id: info.id,
+            parents: info.parent_ids.to_vec(),
+        });
+    }
+    Ok(topological(commits))
+}
+
+struct Commit {
+    id: ObjectId,
+    parents: Vec<ObjectId>,
+}
+
+/// Kahn's algorithm over the walked commits; parents outside the set (the
+/// excluded side) count as already done.
+fn topological(commits: Vec<Commit>) -> Vec<Commit> {
+    let index: std::collections::HashMap<ObjectId, usize> = commits.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+    let mut waiting = vec![0usize; commits.len()];
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); commits.len()];
+    for (i, commit) in commits.iter().enumerate() {
+        for parent in &commit.parents {
+            if let Some(&p) = index.get(parent) {
+                waiting[i] += 1;
+                children[p].push(i);
+            }
+        }
+    }
+    let mut ready: Vec<usize> = (0..commits.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut order = Vec::with_capacity(commits.len());
+    while let Some(i) = ready.pop() {
+        order.push(i);
+        for &child in children[i].iter().rev() {
+            waiting[child] -= 1;
+            if waiting[child] == 0 {
+                ready.push(child);
+            }
+        }
+    }
+    let mut slots: Vec<Option<Commit>> = commits.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+/// Author and time of a commit, for attribution.
+fn origin_of(repo: &gix::Repository, id: ObjectId) -> Result<Origin, GitError> {
+    let mut buf = Vec::new();
+    let commit = repo.objects.find_commit(&id, &mut buf).map_err(read_error)?;
+    let author = commit.author().map_err(read_error)?;
+    Ok(Origin {
+        commit: id.to_string(),
+        author: author.name.to_string(),
+        email: author.email.to_string(),
+        time: author.time().map(|t| t.seconds).unwrap_or_default(),
+    })
+}
+
+fn tree_of(repo: &gix::Repository, commit: ObjectId) -> Result<ObjectId, GitError> {
+    let mut buf = Vec::new();
+    let tree = repo.objects.find_commit(&commit, &mut buf).map_err(read_error)?.tree();
+    Ok(tree)
+}
+
+/// What scanning one blob gave.
+enum BlobOutcome {
+    Scanned(u64),
+    Binary,
+    Large,
+}
+
+/// Reads one blob and scans it whole.
+fn scan_blob(
+    repo: &gix::Repository,
+    id: &ObjectId,
+    stream: &mut Stream,
+    binary: bool,
+    buf: &mut Vec<u8>,
+    out: &mut Vec<Finding>,
+) -> Result<BlobOutcome, GitError> {
+    use gix::prelude::HeaderExt;
+    if repo.objects.header(id).map_err(read_error)?.size() > MAX_BLOB_BYTES {
+        return Ok(BlobOutcome::Large);
+    }
+    let blob = repo.objects.find_blob(id, buf).map_err(read_error)?;
+    match super::files::scan_reader(blob.data, stream, binary, out).map_err(read_error)? {
+        Some(bytes) => Ok(BlobOutcome::Scanned(bytes)),
+        None => Ok(BlobOutcome::Binary),
+    }
+}
+
+impl GitStats {
+    fn count(&mut self, outcome: &BlobOutcome) {
+        match outcome {
+            BlobOutcome::Scanned(bytes) => {
+                self.blobs += 1;
+                self.bytes += bytes;
+            }
+            BlobOutcome::Binary => self.skipped_binary += 1,
+            BlobOutcome::Large => self.skipped_large += 1,
+        }
+    }
+
+    fn absorb(&mut self, other: GitStats) {
+        self.blobs += other.blobs;
+        self.bytes += other.bytes;
+        self.skipped_binary += other.skipped_binary;
+        self.skipped_large += other.skipped_large;
+        self.errors.extend(other.errors);
+    }
+}
+
+/// Keeps the first sighting of each secret in each path: findings arrive
+/// tagged with the position of their commit in parents-first order, and a
+/// later version of the file that still holds the key is not a new leak.
+fn first_sightings(mut found: Vec<(usize, String, Finding)>) -> Vec<(usize, String, Finding)> {
+    found.sort_by(|a, b| (a.0, &a.1, a.2.start).cmp(&(b.0, &b.1, b.2.start)));
+    let mut first: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
+    found.retain(|(at, path, f)| *first.entry((path.clone(), f.finding_id.clone())).or_insert(*at) == *at);
+    found
+}
+
+/// Attaches each commit's author and date to its findings, reading each
+/// commit once, and orders the result by path and position.
+fn attribute(repo: &gix::Repository, commits: &[ObjectId], found: Vec<(usize, String, Finding)>) -> Result<Vec<GitFinding>, GitError> {
+    let mut origins: std::collections::HashMap<usize, Arc<Origin>> = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(found.len());
+    for (at, path, finding) in found {
+        let origin = match origins.get(&at) {
+            Some(origin) => origin.clone(),
+            None => {
+                let origin = Arc::new(origin_of(repo, commits[at])?);
+                origins.insert(at, origin.clone());
+                origin
+            }
+        };
+        out.push(GitFinding {
+            origin: Some(origin),
+            path,
+            finding,
+        });
+    }
+    out.sort_by(|a, b| (&a.path, a.finding.start).cmp(&(&b.path, b.finding.start)));
+    Ok(out)
+}
