@@ -5,7 +5,7 @@
 //! already there are dropped. Most blobs hold nothing, so most are never
 //! diffed, which keeps a pre-commit hook within a few milliseconds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -172,29 +172,13 @@ fn remote_tips(repo: &gix::Repository, remote: &str) -> Result<Vec<ObjectId>, Gi
 /// Scans the lines the index adds to HEAD: what `git commit` is about to
 /// record. Line numbers refer to the staged version of each file.
 pub fn scan_staged(engine: &Engine, repo_path: &std::path::Path, binary: bool) -> Result<GitScan, GitError> {
-    use gix::index::entry::{Flags, Mode, Stage};
-    let repo = open(repo_path)?;
+    let mut repo = open(repo_path)?;
+    super::widen_delta_cache(&mut repo)?;
     let index = repo.index_or_empty().map_err(read_error)?;
-    let head = head_blobs(&repo)?;
     let mut stream = Stream::new(engine);
     let mut stats = GitStats::default();
     let mut findings = Vec::new();
-    for entry in index.entries() {
-        let is_file = entry.mode == Mode::FILE || entry.mode == Mode::FILE_EXECUTABLE;
-        if !is_file || entry.stage() != Stage::Unconflicted || entry.flags.contains(Flags::INTENT_TO_ADD) {
-            continue;
-        }
-        let path = entry.path(&index);
-        let key: &[u8] = path;
-        let old = head.get(key).copied();
-        if old == Some(entry.id) {
-            continue;
-        }
-        let change = Change {
-            path: path.to_string(),
-            old,
-            new: entry.id,
-        };
+    for change in staged_changes(&repo, &index)? {
         findings.extend(
             added_findings(&repo, &change, &mut stream, binary, &mut stats)
                 .into_iter()
@@ -208,16 +192,116 @@ pub fn scan_staged(engine: &Engine, repo_path: &std::path::Path, binary: bool) -
     Ok(GitScan { findings, stats })
 }
 
-/// Every blob path of HEAD's tree; empty before the first commit.
-fn head_blobs(repo: &gix::Repository) -> Result<HashMap<Vec<u8>, ObjectId>, GitError> {
-    let mut blobs = HashMap::new();
-    let Ok(head) = repo.head_id() else {
-        return Ok(blobs);
+/// The index's files whose blob differs from HEAD's at the same path.
+///
+/// Like `git diff --cached`, this trusts the index's cache-tree: a directory
+/// whose cached tree id equals HEAD's is unchanged, and its entries are not
+/// looked at. Everything else is looked up in HEAD one tree at a time, so a
+/// commit of a few files reads a few trees, not the whole of HEAD.
+fn staged_changes(repo: &gix::Repository, index: &gix::index::State) -> Result<Vec<Change>, GitError> {
+    use gix::index::entry::{Flags, Mode, Stage};
+    let head_tree = match repo.head_id() {
+        Ok(id) => Some(tree_of(repo, id.detach())?),
+        Err(_) => None,
+    };
+    let mut unchanged = HashSet::new();
+    if let (Some(cache), Some(root)) = (index.tree(), head_tree) {
+        unchanged_dirs(repo, cache, root, &mut Vec::new(), &mut unchanged)?;
+    }
+    let mut head = HeadTree {
+        repo,
+        root: head_tree,
+        trees: HashMap::new(),
     };
     let mut changes = Vec::new();
-    diff_trees(repo, None, tree_of(repo, head.detach())?, &mut Vec::new(), &mut changes)?;
-    blobs.extend(changes.into_iter().map(|c| (c.path.into_bytes(), c.new)));
-    Ok(blobs)
+    for entry in index.entries() {
+        let is_file = entry.mode == Mode::FILE || entry.mode == Mode::FILE_EXECUTABLE;
+        if !is_file || entry.stage() != Stage::Unconflicted || entry.flags.contains(Flags::INTENT_TO_ADD) {
+            continue;
+        }
+        let path: &[u8] = entry.path(index);
+        if dirs_of(path).any(|dir| unchanged.contains(dir)) {
+            continue;
+        }
+        let old = head.blob(path)?;
+        if old != Some(entry.id) {
+            changes.push(Change {
+                path: String::from_utf8_lossy(path).into_owned(),
+                old,
+                new: entry.id,
+            });
+        }
+    }
+    Ok(changes)
+}
+
+/// `""`, `"a/"`, `"a/b/"` for `a/b/c`: the directories holding a path.
+fn dirs_of(path: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::once(&path[..0]).chain(path.iter().enumerate().filter(|(_, &b)| b == b'/').map(move |(i, _)| &path[..=i]))
+}
+
+/// Collects the directories (as `"dir/"`, the root as `""`) whose valid
+/// cache-tree entry matches HEAD's tree.
+fn unchanged_dirs(
+    repo: &gix::Repository,
+    cache: &gix::index::extension::Tree,
+    head: ObjectId,
+    prefix: &mut Vec<u8>,
+    out: &mut HashSet<Vec<u8>>,
+) -> Result<(), GitError> {
+    if cache.num_entries.is_some() && cache.id == head {
+        out.insert(prefix.clone());
+        return Ok(());
+    }
+    if cache.children.is_empty() {
+        return Ok(());
+    }
+    let entries = entries(repo, head)?;
+    for child in &cache.children {
+        let Some((_, _, id)) = entries
+            .iter()
+            .find(|(name, kind, _)| *kind == Kind::Tree && name[..] == child.name[..])
+        else {
+            continue;
+        };
+        let len = prefix.len();
+        prefix.extend_from_slice(&child.name);
+        prefix.push(b'/');
+        unchanged_dirs(repo, child, *id, prefix, out)?;
+        prefix.truncate(len);
+    }
+    Ok(())
+}
+
+/// HEAD's tree, decoded one directory at a time as paths are looked up.
+struct HeadTree<'r> {
+    repo: &'r gix::Repository,
+    root: Option<ObjectId>,
+    trees: HashMap<ObjectId, HashMap<Vec<u8>, (Kind, ObjectId)>>,
+}
+
+impl HeadTree<'_> {
+    /// HEAD's blob at `path`, if it has one there.
+    fn blob(&mut self, path: &[u8]) -> Result<Option<ObjectId>, GitError> {
+        let Some(mut tree) = self.root else { return Ok(None) };
+        let mut parts = path.split(|&b| b == b'/').peekable();
+        while let Some(part) = parts.next() {
+            if !self.trees.contains_key(&tree) {
+                let decoded = entries(self.repo, tree)?
+                    .into_iter()
+                    .map(|(name, kind, id)| (name, (kind, id)))
+                    .collect();
+                self.trees.insert(tree, decoded);
+            }
+            let last = parts.peek().is_none();
+            match self.trees[&tree].get(part) {
+                Some((Kind::Tree, id)) if !last => tree = *id,
+                Some((Kind::Blob, id)) if last => return Ok(Some(*id)),
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

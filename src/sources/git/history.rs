@@ -41,7 +41,8 @@ type Sighting = (usize, String, Finding);
 
 /// Scans the history of `repo_path`: all refs, or `options.branch`.
 pub fn scan_history(engine: &Engine, repo_path: &std::path::Path, options: &GitOptions, progress: &Progress) -> Result<GitScan, GitError> {
-    let repo = open(repo_path)?;
+    let mut repo = open(repo_path)?;
+    super::widen_delta_cache(&mut repo)?;
     let tips = match &options.branch {
         Some(branch) => vec![resolve_commit(&repo, branch)?],
         None => all_tips(&repo)?,
