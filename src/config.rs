@@ -62,6 +62,61 @@ pub struct Config {
     pub partners: PartnerConfig,
     #[serde(default)]
     pub alerts: AlertConfig,
+    #[serde(default)]
+    pub sources: SourcesConfig,
+}
+
+/// The daemon's leak sources. Secrets and tokens are better given through
+/// the environment (`KEYWARD_GITHUB_WEBHOOK_SECRET`, `KEYWARD_GITHUB_TOKEN`,
+/// `KEYWARD_GITLAB_WEBHOOK_SECRET`, `KEYWARD_GITLAB_TOKEN`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    #[serde(default)]
+    pub github: CodeHostConfig,
+    #[serde(default)]
+    pub gitlab: CodeHostConfig,
+    #[serde(default)]
+    pub feed: FeedConfig,
+    #[serde(default)]
+    pub watch: WatchConfig,
+    #[serde(default)]
+    pub schedule: Vec<crate::sources::schedule::ScheduledRepo>,
+}
+
+/// A code host: its webhook secret and the API that reads pushes.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeHostConfig {
+    pub webhook_secret: Option<String>,
+    /// `https://api.github.com`, `https://ghe.example.com/api/v3`,
+    /// `https://gitlab.com/api/v4`...
+    pub api_url: Option<String>,
+    pub token: Option<String>,
+}
+
+/// GitHub's public events feed; off unless `enabled`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Read `GET /events`, every public event on GitHub (default true).
+    pub public: Option<bool>,
+    #[serde(default)]
+    pub orgs: Vec<String>,
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// The shortest wait between polls, e.g. `"60s"` (GitHub may ask for more).
+    pub min_interval: Option<String>,
+}
+
+/// Local directories rescanned as files in them change.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchConfig {
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
 }
 
 /// Where GitHub's and GitLab's secret-scanning public keys are published.
@@ -171,7 +226,46 @@ pub struct ServerSettings {
     pub smtp_from: String,
     /// How long a worker's claim on a job lasts, in milliseconds.
     pub job_lease_ms: i64,
+    pub github: CodeHostSettings,
+    pub gitlab: CodeHostSettings,
+    /// `None` when the feed is off.
+    pub feed: Option<crate::sources::feed::FeedOptions>,
+    pub watch_paths: Vec<PathBuf>,
+    pub schedule: Vec<crate::sources::schedule::ScheduledRepo>,
 }
+
+/// A code host as `serve` uses it.
+#[derive(Clone, Default)]
+pub struct CodeHostSettings {
+    pub webhook_secret: Option<String>,
+    pub api_url: String,
+    pub token: Option<String>,
+}
+
+/// Secrets print as `***`, so a settings dump in a log shows none.
+fn debug_code_host(f: &mut std::fmt::Formatter<'_>, secret: bool, api_url: Option<&str>, token: bool) -> std::fmt::Result {
+    let hidden = |set: bool| if set { "Some(***)" } else { "None" };
+    f.debug_struct("CodeHost")
+        .field("webhook_secret", &hidden(secret))
+        .field("api_url", &api_url)
+        .field("token", &hidden(token))
+        .finish()
+}
+
+impl std::fmt::Debug for CodeHostSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        debug_code_host(f, self.webhook_secret.is_some(), Some(&self.api_url), self.token.is_some())
+    }
+}
+
+impl std::fmt::Debug for CodeHostConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        debug_code_host(f, self.webhook_secret.is_some(), self.api_url.as_deref(), self.token.is_some())
+    }
+}
+
+pub const GITHUB_API_URL: &str = "https://api.github.com";
+pub const GITLAB_API_URL: &str = "https://gitlab.com/api/v4";
 
 /// GitHub's published secret-scanning keys; GitLab gives its URL on request.
 pub const GITHUB_PARTNER_KEYS_URL: &str = "https://api.github.com/meta/public_keys/secret_scanning";
@@ -212,6 +306,11 @@ impl ServerSettings {
             job_lease_ms: env_nonempty("KEYWARD_JOB_LEASE_SECONDS")
                 .and_then(|s| s.parse::<i64>().ok())
                 .map_or(60_000, |s| s.saturating_mul(1000)),
+            github: code_host(&config.sources.github, "GITHUB", GITHUB_API_URL),
+            gitlab: code_host(&config.sources.gitlab, "GITLAB", GITLAB_API_URL),
+            feed: feed_options(&config.sources.feed),
+            watch_paths: config.sources.watch.paths.clone(),
+            schedule: config.sources.schedule.clone(),
             data_dir,
             database_url,
         }
@@ -275,6 +374,28 @@ fn decode_pepper(hex_text: &str) -> Result<Vec<u8>, ConfigError> {
         )));
     }
     Ok(bytes)
+}
+
+/// `KEYWARD_<HOST>_WEBHOOK_SECRET`, `_API_URL` and `_TOKEN` over the file.
+fn code_host(config: &CodeHostConfig, host: &str, default_api: &str) -> CodeHostSettings {
+    CodeHostSettings {
+        webhook_secret: env_nonempty(&format!("KEYWARD_{host}_WEBHOOK_SECRET")).or_else(|| config.webhook_secret.clone()),
+        api_url: env_nonempty(&format!("KEYWARD_{host}_API_URL"))
+            .or_else(|| config.api_url.clone())
+            .unwrap_or_else(|| default_api.to_string()),
+        token: env_nonempty(&format!("KEYWARD_{host}_TOKEN")).or_else(|| config.token.clone()),
+    }
+}
+
+fn feed_options(config: &FeedConfig) -> Option<crate::sources::feed::FeedOptions> {
+    if !config.enabled {
+        return None;
+    }
+    let mut options = crate::sources::feed::FeedOptions::new(&config.orgs, &config.users, config.public.unwrap_or(true));
+    if let Some(interval) = config.min_interval.as_deref().and_then(|t| humantime::parse_duration(t).ok()) {
+        options.min_interval = interval;
+    }
+    Some(options)
 }
 
 fn env_nonempty(name: &str) -> Option<String> {

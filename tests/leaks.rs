@@ -30,6 +30,7 @@ async fn setup(backend: common::Backend) -> Option<Leaks> {
         github_keys_url: Some(github_keys_url),
         gitlab_keys_url: Some(gitlab_keys_url),
         smtp_url: Some(smtp_url),
+        ..common::Setup::default()
     };
     let s = common::Server::start_with(backend, setup).await?;
     let (webhook, webhook_url) = Receiver::start().await;

@@ -9,14 +9,22 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::{EXIT_CLEAN, EXIT_FINDINGS};
+use keyward::config::{load_rules, RuleSources};
 use keyward::config::{Config, ServerSettings};
+use keyward::engine::{Engine, EngineOptions};
 use keyward::keys::fingerprint::Fingerprinter;
 use keyward::keys::scopes::Catalog;
 use keyward::response::alerts::{AlertWorker, EmailSettings};
 use keyward::response::partners::PartnerKeys;
 use keyward::response::LeakResponder;
-use keyward::server::{app, AppState};
+use keyward::server::{app, AppState, Webhooks};
 use keyward::service::KeyService;
+use keyward::sources::feed::FeedPoller;
+use keyward::sources::github::GitHubApi;
+use keyward::sources::gitlab::GitLabApi;
+use keyward::sources::pushes::{CodeHosts, PushWorker};
+use keyward::sources::schedule::Scheduler;
+use keyward::sources::watch;
 
 /// How often verify counts reach the database.
 const USAGE_FLUSH: Duration = Duration::from_secs(1);
@@ -58,6 +66,7 @@ pub struct InitArgs {
 struct Opened {
     service: Arc<KeyService>,
     settings: ServerSettings,
+    config_path: Option<PathBuf>,
 }
 
 async fn open(args: &StoreArgs, listen: Option<String>) -> Result<Opened> {
@@ -77,6 +86,7 @@ async fn open(args: &StoreArgs, listen: Option<String>) -> Result<Opened> {
     Ok(Opened {
         service: Arc::new(service),
         settings,
+        config_path: args.config.clone(),
     })
 }
 
@@ -131,23 +141,91 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         };
         let worker = AlertWorker::new(service.store().clone(), email, responder.alert_signal()).with_lease_ms(opened.settings.job_lease_ms);
         let alerts = tokio::spawn(worker.run());
+        let webhooks = Webhooks {
+            github_secret: opened.settings.github.webhook_secret.clone(),
+            gitlab_secret: opened.settings.gitlab.webhook_secret.clone(),
+            wake: Arc::new(tokio::sync::Notify::new()),
+        };
+        let sources = start_sources(&opened, &responder, &webhooks)?;
         let partner_keys = |url: &Option<String>| url.clone().map(|u| Arc::new(PartnerKeys::new(u)));
         let router = app(AppState {
             service: service.clone(),
             responder,
             github_keys: partner_keys(&opened.settings.github_keys_url),
             gitlab_keys: partner_keys(&opened.settings.gitlab_keys_url),
+            webhooks,
         });
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         flusher.abort();
         alerts.abort();
+        sources.stop();
         service.verifier().flush_usage().await.context("flushing usage counters")?;
         service.store().close().await;
         tracing::info!("stopped");
         Ok(EXIT_CLEAN)
     })
+}
+
+/// The daemon's leak sources, stopped together at shutdown.
+struct Sources {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _watch: Option<watch::Watch>,
+}
+
+impl Sources {
+    fn stop(self) {
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The push worker always runs (webhooks only queue); the feed, watched
+/// paths and scheduled scans run when configured.
+fn start_sources(opened: &Opened, responder: &Arc<LeakResponder>, webhooks: &Webhooks) -> Result<Sources> {
+    let settings = &opened.settings;
+    let rules = load_rules(&RuleSources {
+        prefixes: vec![settings.prefix.clone()],
+        rule_paths: Vec::new(),
+        config: opened.config_path.clone(),
+    })?;
+    let engine = Arc::new(Engine::new(rules, EngineOptions::default()).context("building the scanner")?);
+    let github = GitHubApi::new(&settings.github.api_url, settings.github.token.as_deref())?;
+    let hosts = CodeHosts {
+        github: Some(github.clone()),
+        gitlab: Some(GitLabApi::new(&settings.gitlab.api_url, settings.gitlab.token.as_deref())?),
+    };
+    let worker = PushWorker::new(responder.clone(), engine.clone(), hosts, webhooks.wake.clone()).with_lease_ms(settings.job_lease_ms);
+    let mut tasks = vec![tokio::spawn(worker.run())];
+    if let Some(options) = settings.feed.clone() {
+        tracing::info!(feeds = ?options.feeds, "polling GitHub's event feed");
+        tasks.push(tokio::spawn(
+            FeedPoller::new(github, responder.clone(), engine.clone(), options).run(),
+        ));
+    }
+    if !settings.schedule.is_empty() {
+        let scheduler = Scheduler::new(
+            settings.schedule.clone(),
+            engine.clone(),
+            responder.clone(),
+            settings.data_dir.join("mirrors"),
+        );
+        tasks.push(tokio::spawn(scheduler.run()));
+    }
+    let watch = if settings.watch_paths.is_empty() {
+        None
+    } else {
+        tracing::info!(paths = ?settings.watch_paths, "watching paths");
+        Some(watch::start(
+            &settings.watch_paths,
+            engine,
+            responder.clone(),
+            tokio::runtime::Handle::current(),
+        )?)
+    };
+    Ok(Sources { tasks, _watch: watch })
 }
 
 async fn flush_usage_forever(service: Arc<KeyService>) {

@@ -233,8 +233,9 @@ async fn expect_success(sent: Result<reqwest::Response, reqwest::Error>) -> Resu
     }
 }
 
-/// 2, 4, 8 … seconds, capped at an hour.
-fn backoff_ms(attempts: i64) -> i64 {
+/// The wait before retrying a job that failed `attempts` times: doubling
+/// from 2 s, capped at an hour.
+pub fn backoff_ms(attempts: i64) -> i64 {
     1000 * (1i64 << attempts.clamp(1, 12)).min(3600)
 }
 

@@ -11,6 +11,8 @@ mod dto;
 mod error;
 mod openapi;
 mod partners;
+mod status;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use serde::de::DeserializeOwned;
 pub use dto::rfc3339;
 pub use error::AppError;
 pub use partners::place_from_url;
+pub use webhooks::{Webhooks, MAX_WEBHOOK_BODY};
 
 use crate::response::partners::PartnerKeys;
 use crate::response::LeakResponder;
@@ -39,6 +42,7 @@ pub struct AppState {
     /// `None` when no keys URL is configured: the endpoint answers 503.
     pub github_keys: Option<Arc<PartnerKeys>>,
     pub gitlab_keys: Option<Arc<PartnerKeys>>,
+    pub webhooks: Webhooks,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -61,6 +65,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/keys/{key_id}/revoke", post(api::revoke_key))
         .route("/v1/keys/{key_id}/rotate", post(api::rotate_key))
         .route("/v1/openapi.json", get(openapi::document))
+        .route("/v1/sources", get(status::sources))
+        .route("/metrics", get(status::metrics))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .layer(axum::middleware::from_fn(refuse_declared_over::<MAX_BODY>))
@@ -70,7 +76,15 @@ pub fn app(state: AppState) -> Router {
         .route("/partners/gitlab/secret-detection", post(partners::gitlab))
         .layer(axum::middleware::from_fn(refuse_declared_over::<{ partners::MAX_PARTNER_BODY }>))
         .layer(DefaultBodyLimit::max(partners::MAX_PARTNER_BODY));
-    api.merge(partner_reports).fallback(api::not_found).with_state(state)
+    let code_hosts = Router::new()
+        .route("/webhooks/github", post(webhooks::github))
+        .route("/webhooks/gitlab", post(webhooks::gitlab))
+        .layer(axum::middleware::from_fn(refuse_declared_over::<MAX_WEBHOOK_BODY>))
+        .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY));
+    api.merge(partner_reports)
+        .merge(code_hosts)
+        .fallback(api::not_found)
+        .with_state(state)
 }
 
 /// Answers 413 from the declared `Content-Length` alone, before a byte of

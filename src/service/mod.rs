@@ -563,6 +563,13 @@ impl KeyService {
         Ok(out)
     }
 
+    /// Every leak source's health. Sources serve the whole deployment, so
+    /// this takes the deployment-wide `projects:admin` scope.
+    pub async fn source_statuses(&self, caller: &Caller) -> Result<Vec<crate::store::SourceStatus>, ServiceError> {
+        caller.require_scope(Action::ConfigureProject)?;
+        Ok(self.store.source_statuses().await?)
+    }
+
     async fn require_project(&self, project_id: &str) -> Result<Project, ServiceError> {
         self.store.project(project_id).await?.ok_or(ServiceError::NotFound("project"))
     }

@@ -24,6 +24,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "leaks",
         sql: include_str!("../../migrations/0002_leaks.sql"),
     },
+    Migration {
+        version: 3,
+        name: "sources",
+        sql: include_str!("../../migrations/0003_sources.sql"),
+    },
 ];
 
 /// Any constant works; it only has to be the same in every replica.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fakes;
+pub mod hosts;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ pub struct Setup {
     pub github_keys_url: Option<String>,
     pub gitlab_keys_url: Option<String>,
     pub smtp_url: Option<String>,
+    pub webhooks: keyward::server::Webhooks,
 }
 
 pub struct Server {
@@ -90,6 +92,7 @@ impl Server {
             responder: responder.clone(),
             github_keys: keys(&setup.github_keys_url),
             gitlab_keys: keys(&setup.gitlab_keys_url),
+            webhooks: setup.webhooks.clone(),
         });
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())

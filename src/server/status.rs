@@ -1,0 +1,102 @@
+//! How the daemon is doing: `GET /v1/sources` (each leak source's last
+//! event, lag and errors) and `GET /metrics` in Prometheus' text format.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::{rfc3339, AppError, AppState, Authed};
+use crate::service::ServiceError;
+use crate::store::SourceStatus;
+
+pub async fn sources(State(s): State<AppState>, Authed(caller): Authed) -> Result<Json<Value>, AppError> {
+    let statuses = s.service.source_statuses(&caller).await?;
+    let shown: Vec<Value> = statuses.iter().map(source_json).collect();
+    Ok(Json(json!({"sources": shown})))
+}
+
+fn source_json(status: &SourceStatus) -> Value {
+    json!({
+        "name": status.name,
+        "kind": status.kind,
+        "events": status.events,
+        "errors": status.errors,
+        "last_event_at": status.last_event_at.map(rfc3339),
+        "last_ok_at": status.last_ok_at.map(rfc3339),
+        "lag_ms": status.lag_ms,
+        "last_error": status.last_error,
+    })
+}
+
+pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, AppError> {
+    let store = s.service.store();
+    let unavailable = |e| AppError::from(ServiceError::from(e));
+    let statuses = store.source_statuses().await.map_err(unavailable)?;
+    let depth = store.queue_depth().await.map_err(unavailable)?;
+    let mut out = String::new();
+    family(
+        &mut out,
+        "keyward_source_events_total",
+        "counter",
+        "Events each leak source has read.",
+    );
+    for st in &statuses {
+        sample(&mut out, "keyward_source_events_total", st, st.events as f64);
+    }
+    family(
+        &mut out,
+        "keyward_source_errors_total",
+        "counter",
+        "Events each leak source failed to read.",
+    );
+    for st in &statuses {
+        sample(&mut out, "keyward_source_errors_total", st, st.errors as f64);
+    }
+    family(
+        &mut out,
+        "keyward_source_last_event_timestamp_seconds",
+        "gauge",
+        "When each source last read an event.",
+    );
+    for st in statuses.iter().filter(|st| st.last_event_at.is_some()) {
+        sample(
+            &mut out,
+            "keyward_source_last_event_timestamp_seconds",
+            st,
+            st.last_event_at.unwrap_or(0) as f64 / 1000.0,
+        );
+    }
+    family(
+        &mut out,
+        "keyward_source_lag_seconds",
+        "gauge",
+        "From an event's arrival to its tokens being handled, last event.",
+    );
+    for st in statuses.iter().filter(|st| st.lag_ms.is_some()) {
+        sample(&mut out, "keyward_source_lag_seconds", st, st.lag_ms.unwrap_or(0) as f64 / 1000.0);
+    }
+    family(&mut out, "keyward_jobs", "gauge", "Jobs in the durable queue, by state.");
+    for (state, n) in [("pending", depth.pending), ("running", depth.running), ("dead", depth.dead)] {
+        out.push_str(&format!("keyward_jobs{{state=\"{state}\"}} {n}\n"));
+    }
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+}
+
+fn sample(out: &mut String, name: &str, status: &SourceStatus, value: f64) {
+    out.push_str(&format!(
+        "{name}{{source=\"{}\",kind=\"{}\"}} {value}\n",
+        label(&status.name),
+        label(&status.kind)
+    ));
+}
+
+/// Prometheus label escaping: backslash, quote and newline.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}

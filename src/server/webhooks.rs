@@ -1,0 +1,107 @@
+//! `POST /webhooks/github` and `POST /webhooks/gitlab`: the signature or
+//! token is checked over the raw body, then the push is recorded as a job
+//! and answered with 202. The answer goes out only after the job is
+//! committed, so a 2xx means the push will be read. A redelivery (the same
+//! delivery id) is acknowledged with 200 and not queued again.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+use super::{AppError, AppState};
+use crate::service::ServiceError;
+use crate::sources::github::{self, PushEvent};
+use crate::sources::gitlab::{self, PushHook};
+use crate::sources::pushes;
+use crate::store::{now_ms, NewJob};
+
+/// GitHub caps a delivery at 25 MB, but a push payload lists at most 20
+/// commits and no diffs; 5 MiB is ample and bounds what one request holds.
+pub const MAX_WEBHOOK_BODY: usize = 5 << 20;
+
+/// The webhook secrets, and the handle that wakes the push worker.
+#[derive(Clone, Default)]
+pub struct Webhooks {
+    pub github_secret: Option<String>,
+    pub gitlab_secret: Option<String>,
+    pub wake: Arc<Notify>,
+}
+
+type Answer = (StatusCode, Json<Value>);
+
+pub async fn github(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Answer, AppError> {
+    let secret = s.webhooks.github_secret.as_deref().ok_or_else(not_configured)?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signature = header(github::SIGNATURE_HEADER).ok_or_else(|| bad_signature("X-Hub-Signature-256 is missing"))?;
+    if !github::verify_signature(secret.as_bytes(), &body, signature) {
+        return Err(bad_signature("X-Hub-Signature-256 does not match the body"));
+    }
+    let delivery = header(github::DELIVERY_HEADER).ok_or_else(|| AppError::malformed("X-GitHub-Delivery is missing"))?;
+    match header(github::EVENT_HEADER).unwrap_or_default() {
+        "ping" => Ok((StatusCode::OK, Json(json!({"status": "pong"})))),
+        "push" => {
+            let event: PushEvent = super::parse_json(&body)?;
+            queue(&s, pushes::github_job(delivery, &event, now_ms())).await
+        }
+        other => Ok(ignored(other)),
+    }
+}
+
+pub async fn gitlab(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Answer, AppError> {
+    let secret = s.webhooks.gitlab_secret.as_deref().ok_or_else(not_configured)?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let token = header(gitlab::TOKEN_HEADER).ok_or_else(|| bad_signature("X-Gitlab-Token is missing"))?;
+    if !gitlab::verify_token(secret, token) {
+        return Err(bad_signature("X-Gitlab-Token does not match"));
+    }
+    let event = header(gitlab::EVENT_HEADER).unwrap_or_default();
+    if event != "Push Hook" {
+        return Ok(ignored(event));
+    }
+    let hook: PushHook = super::parse_json(&body)?;
+    if hook.object_kind != "push" {
+        return Ok(ignored(&hook.object_kind));
+    }
+    // Older GitLab sends no delivery id; the push itself is then the key.
+    let delivery = header(gitlab::IDEMPOTENCY_HEADER)
+        .or_else(|| header(gitlab::UUID_HEADER))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}:{}:{}..{}", hook.project_id, hook.git_ref, hook.before, hook.after));
+    queue(&s, pushes::gitlab_job(&delivery, &hook, now_ms())).await
+}
+
+async fn queue(s: &AppState, job: NewJob) -> Result<Answer, AppError> {
+    let queued = s
+        .service
+        .store()
+        .enqueue(&job, now_ms())
+        .await
+        .map_err(|e| AppError::from(ServiceError::from(e)))?;
+    if !queued {
+        return Ok((StatusCode::OK, Json(json!({"status": "duplicate"}))));
+    }
+    s.webhooks.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(json!({"status": "queued", "job_id": job.id}))))
+}
+
+fn ignored(event: &str) -> Answer {
+    let event: String = event.chars().take(64).collect();
+    (StatusCode::ACCEPTED, Json(json!({"status": "ignored", "event": event})))
+}
+
+fn not_configured() -> AppError {
+    AppError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_configured",
+        "no webhook secret is configured for this code host",
+    )
+}
+
+fn bad_signature(message: &str) -> AppError {
+    AppError::new(StatusCode::UNAUTHORIZED, "bad_signature", message)
+}

@@ -1,0 +1,319 @@
+//! GitHub as a source: push webhook signatures and payloads, and the REST
+//! calls (through octocrab) that turn a push into the lines it added.
+//!
+//! An ordinary push is read with one compare call (`before...after`). A new
+//! branch or a forced push is read commit by commit, because `before` is
+//! zeros or no longer an ancestor. Findings are attributed to the commit
+//! that added them: a compare spanning several commits is narrowed down by
+//! reading those commits only when something was found.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use super::patch::scan_added;
+use super::{Sighting, SourceError};
+use crate::engine::Engine;
+use crate::store::Place;
+
+pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+pub const EVENT_HEADER: &str = "x-github-event";
+pub const DELIVERY_HEADER: &str = "x-github-delivery";
+pub const DEFAULT_API_URL: &str = "https://api.github.com";
+
+/// Checks `X-Hub-Signature-256: sha256=<hex>` against HMAC-SHA256 of the
+/// raw body, in constant time.
+pub fn verify_signature(secret: &[u8], body: &[u8], header: &str) -> bool {
+    let Some(hex_digest) = header.trim().strip_prefix("sha256=") else {
+        return false;
+    };
+    let Ok(expected) = hex::decode(hex_digest) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+/// The fields of a `push` event that say what to read.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PushEvent {
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub before: String,
+    pub after: String,
+    #[serde(default)]
+    pub created: bool,
+    #[serde(default)]
+    pub deleted: bool,
+    #[serde(default)]
+    pub forced: bool,
+    pub repository: Repository,
+    #[serde(default)]
+    pub commits: Vec<PushCommit>,
+    #[serde(default)]
+    pub installation: Option<Installation>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Repository {
+    pub full_name: String,
+    pub html_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PushCommit {
+    pub id: String,
+    #[serde(default = "yes")]
+    pub distinct: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Installation {
+    pub id: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Compare {
+    #[serde(default)]
+    commits: Vec<CommitSha>,
+    #[serde(default)]
+    files: Vec<ChangedFile>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CommitSha {
+    sha: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct CommitDetail {
+    sha: String,
+    #[serde(default)]
+    files: Vec<ChangedFile>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChangedFile {
+    filename: String,
+    #[serde(default)]
+    patch: Option<String>,
+}
+
+/// One HTTP answer: status, headers and body text.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+/// The GitHub REST API, at `api.github.com` or a GitHub Enterprise base URL.
+#[derive(Clone)]
+pub struct GitHubApi {
+    client: octocrab::Octocrab,
+}
+
+impl GitHubApi {
+    pub fn new(api_url: &str, token: Option<&str>) -> Result<GitHubApi, SourceError> {
+        let mut builder = octocrab::Octocrab::builder()
+            .base_uri(api_url)
+            .map_err(|e| SourceError::Config(format!("GitHub API URL {api_url:?}: {e}")))?
+            .set_connect_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(Duration::from_secs(30)));
+        if let Some(token) = token {
+            builder = builder.personal_token(token.to_string());
+        }
+        let client = builder.build().map_err(|e| SourceError::Config(format!("GitHub client: {e}")))?;
+        Ok(GitHubApi { client })
+    }
+
+    /// GET `path` (with its query) under the API base; any status is an answer.
+    pub async fn get(&self, path: &str, headers: &[(HeaderName, String)]) -> Result<Answer, SourceError> {
+        let mut map = HeaderMap::new();
+        map.insert(http::header::ACCEPT, HeaderValue::from_static("application/vnd.github+json"));
+        for (name, value) in headers {
+            let value = HeaderValue::from_str(value).map_err(|e| SourceError::Config(e.to_string()))?;
+            map.insert(name.clone(), value);
+        }
+        let response = self
+            .client
+            ._get_with_headers(path, Some(map))
+            .await
+            .map_err(|e| SourceError::Unavailable(format!("GET {path}: {e}")))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = self
+            .client
+            .body_to_string(response)
+            .await
+            .map_err(|e| SourceError::Unavailable(format!("GET {path}: reading the body: {e}")))?;
+        Ok(Answer { status, headers, body })
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, SourceError> {
+        let answer = self.get(path, &[]).await?;
+        if !answer.status.is_success() {
+            return Err(SourceError::Status {
+                url: path.to_string(),
+                status: answer.status.as_u16(),
+            });
+        }
+        serde_json::from_str(&answer.body).map_err(|e| SourceError::Payload(format!("GET {path}: {e}")))
+    }
+
+    async fn compare(&self, repo: &str, base: &str, head: &str) -> Result<Compare, SourceError> {
+        self.get_json(&format!("/repos/{repo}/compare/{base}...{head}")).await
+    }
+
+    async fn commit(&self, repo: &str, sha: &str) -> Result<CommitDetail, SourceError> {
+        self.get_json(&format!("/repos/{repo}/commits/{sha}")).await
+    }
+}
+
+fn is_zero(sha: &str) -> bool {
+    !sha.is_empty() && sha.bytes().all(|b| b == b'0')
+}
+
+/// Every keyward-relevant token the push added, each at its commit, path,
+/// line and blob URL. Scanning runs on a blocking thread.
+pub async fn push_sightings(api: &GitHubApi, engine: &std::sync::Arc<Engine>, event: &PushEvent) -> Result<Vec<Sighting>, SourceError> {
+    if event.deleted || is_zero(&event.after) {
+        return Ok(Vec::new());
+    }
+    let repo = &event.repository.full_name;
+    if event.created || event.forced || is_zero(&event.before) {
+        return by_commit(api, engine, event).await;
+    }
+    let compare = match api.compare(repo, &event.before, &event.after).await {
+        Ok(compare) => compare,
+        // `before` was rewritten away or garbage-collected: read the commits.
+        Err(SourceError::Status { status: 404, .. }) => return by_commit(api, engine, event).await,
+        Err(e) => return Err(e),
+    };
+    let found = scan_files(engine, compare.files).await?;
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let [only] = &compare.commits[..] {
+        return Ok(place_all(event, &only.sha, found));
+    }
+    // Several commits: read each only now that something was found, to name
+    // the commit that added it.
+    let mut sightings = by_shas(api, engine, event, compare.commits.iter().map(|c| c.sha.clone()).collect()).await?;
+    if sightings.is_empty() {
+        sightings = place_all(event, &event.after, found);
+    }
+    Ok(sightings)
+}
+
+async fn by_commit(api: &GitHubApi, engine: &std::sync::Arc<Engine>, event: &PushEvent) -> Result<Vec<Sighting>, SourceError> {
+    let shas = event.commits.iter().filter(|c| c.distinct).map(|c| c.id.clone()).collect();
+    by_shas(api, engine, event, shas).await
+}
+
+async fn by_shas(
+    api: &GitHubApi,
+    engine: &std::sync::Arc<Engine>,
+    event: &PushEvent,
+    shas: Vec<String>,
+) -> Result<Vec<Sighting>, SourceError> {
+    let mut sightings = Vec::new();
+    for sha in shas {
+        let detail = api.commit(&event.repository.full_name, &sha).await?;
+        let found = scan_files(engine, detail.files).await?;
+        sightings.extend(place_all(event, &detail.sha, found));
+    }
+    Ok(sightings)
+}
+
+/// (path, finding) for every finding on an added line of `files`.
+async fn scan_files(
+    engine: &std::sync::Arc<Engine>,
+    files: Vec<ChangedFile>,
+) -> Result<Vec<(String, crate::engine::Finding)>, SourceError> {
+    let engine = engine.clone();
+    tokio::task::spawn_blocking(move || {
+        files
+            .into_iter()
+            .flat_map(|file| {
+                let findings = file.patch.as_deref().map(|p| scan_added(&engine, p)).unwrap_or_default();
+                findings.into_iter().map(move |f| (file.filename.clone(), f))
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| SourceError::Unavailable(format!("scanning thread: {e}")))
+}
+
+fn place_all(event: &PushEvent, sha: &str, found: Vec<(String, crate::engine::Finding)>) -> Vec<Sighting> {
+    found
+        .into_iter()
+        .map(|(path, finding)| Sighting {
+            place: Place {
+                source_kind: "github_push".into(),
+                repository: event.repository.full_name.clone(),
+                commit_sha: sha.to_string(),
+                url: format!(
+                    "{}/blob/{sha}/{path}#L{}",
+                    event.repository.html_url.trim_end_matches('/'),
+                    finding.line
+                ),
+                line: i64::try_from(finding.line).ok(),
+                path,
+            },
+            finding,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(secret: &[u8], body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    macro_rules! t {
+        ($name:ident, $header:expr, $expected:expr) => {
+            #[test]
+            fn $name() {
+                let header: String = $header;
+                assert_eq!(
+                    verify_signature(b"It's a Secret to Everybody", b"Hello, World!", &header),
+                    $expected
+                );
+            }
+        };
+    }
+
+    // GitHub's documented test vector for X-Hub-Signature-256.
+    t!(
+        github_documented_vector,
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17".into(),
+        true
+    );
+    t!(computed, sign(b"It's a Secret to Everybody", b"Hello, World!"), true);
+    t!(other_secret, sign(b"another", b"Hello, World!"), false);
+    t!(
+        no_prefix,
+        "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17".into(),
+        false
+    );
+    t!(sha1_prefix, "sha1=757107ea0eb2509fc211221cce984b8a37570b6d".into(), false);
+    t!(not_hex, "sha256=zz".into(), false);
+    t!(truncated, "sha256=757107ea0eb2509fc211221cce984b8a".into(), false);
+    t!(empty, String::new(), false);
+}

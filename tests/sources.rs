@@ -1,0 +1,626 @@
+//! The daemon's leak sources end to end: GitHub and GitLab push webhooks
+//! read through fake code-host APIs on loopback, the public events feed,
+//! watched paths and scheduled repository scans. Each leak must end with
+//! the key revoked, its owner alerted and the incident naming where.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::fakes::Receiver;
+use common::hosts::{self, FakeHost, FileChange};
+use hmac::{Hmac, Mac};
+use keyward::engine::{Engine, EngineOptions, RuleSet};
+use keyward::server::Webhooks;
+use keyward::sources::feed::{FeedOptions, FeedPoller};
+use keyward::sources::github::GitHubApi;
+use keyward::sources::gitlab::GitLabApi;
+use keyward::sources::pushes::{CodeHosts, PushWorker};
+use serde_json::{json, Value};
+
+const GITHUB_SECRET: &str = "It's a Secret to Everybody";
+const GITLAB_TOKEN: &str = "gitlab-hook-token-3f9a";
+const BEFORE: &str = "9049f1265b7d61be4a8904a9a27120d2064dab3b";
+const C1: &str = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c";
+const C2: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
+const C3: &str = "7638417db6d59f3c431d3e1f261cc637155684cd";
+
+struct Env {
+    s: common::Server,
+    github: FakeHost,
+    gitlab: FakeHost,
+    alerts: Receiver,
+    key_id: String,
+    secret: String,
+}
+
+fn engine() -> Arc<Engine> {
+    Arc::new(Engine::new(RuleSet::builtin(), EngineOptions::default()).unwrap())
+}
+
+async fn env(backend: common::Backend) -> Option<Env> {
+    let github = hosts::github().await;
+    let gitlab = hosts::gitlab().await;
+    let webhooks = Webhooks {
+        github_secret: Some(GITHUB_SECRET.into()),
+        gitlab_secret: Some(GITLAB_TOKEN.into()),
+        ..Webhooks::default()
+    };
+    let setup = common::Setup {
+        webhooks: webhooks.clone(),
+        ..common::Setup::default()
+    };
+    let s = common::Server::start_with(backend, setup).await?;
+    let code_hosts = CodeHosts {
+        github: Some(GitHubApi::new(&github.url, Some("ghs_test_installation_token")).unwrap()),
+        gitlab: Some(GitLabApi::new(&gitlab.url, Some("glpat-test")).unwrap()),
+    };
+    let worker = PushWorker::new(s.responder.clone(), engine(), code_hosts, webhooks.wake.clone()).with_lease_ms(2_000);
+    tokio::spawn(worker.run());
+    let (alerts, alerts_url) = Receiver::start().await;
+    let (status, body) = s
+        .admin(
+            "PUT",
+            &format!("/v1/projects/{}/alert-settings", s.project),
+            Some(json!({"webhook_url": alerts_url, "webhook_secret": "alert-signing-secret-0123"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (key_id, secret) = s
+        .create_key(json!({"name": "payments_backend", "scopes": ["analytics:read"]}))
+        .await;
+    Some(Env {
+        s,
+        github,
+        gitlab,
+        alerts,
+        key_id,
+        secret,
+    })
+}
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(GITHUB_SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// GitHub's published push example, pointed at our commits.
+fn push_payload(before: &str, after: &str, commits: &[&str], created: bool, forced: bool) -> Vec<u8> {
+    let mut payload: Value = serde_json::from_str(include_str!("../fixtures/github/push.json")).unwrap();
+    let template = payload["commits"][0].clone();
+    payload["before"] = json!(before);
+    payload["after"] = json!(after);
+    payload["created"] = json!(created);
+    payload["forced"] = json!(forced);
+    payload["ref"] = json!("refs/heads/main");
+    payload["commits"] = Value::Array(
+        commits
+            .iter()
+            .map(|sha| {
+                let mut c = template.clone();
+                c["id"] = json!(sha);
+                c
+            })
+            .collect(),
+    );
+    serde_json::to_vec(&payload).unwrap()
+}
+
+impl Env {
+    async fn deliver(&self, delivery: &str, event: &str, body: &[u8], signature: Option<String>) -> (u16, Value) {
+        let mut request = self
+            .s
+            .http
+            .post(format!("{}/webhooks/github", self.s.base))
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .header("x-github-delivery", delivery)
+            .header("user-agent", "GitHub-Hookshot/044aadd")
+            .body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("x-hub-signature-256", signature);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn push(&self, delivery: &str, body: Vec<u8>) -> (u16, Value) {
+        let signature = sign(&body);
+        self.deliver(delivery, "push", &body, Some(signature)).await
+    }
+
+    async fn code(&self) -> String {
+        self.s.code(&self.secret, None, None).await
+    }
+
+    async fn wait_for_code(&self, wanted: &str) -> Duration {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if self.code().await == wanted {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the key never became {wanted}");
+    }
+
+    /// Waits until every push job has finished, one way or the other.
+    async fn wait_for_jobs(&self, kind: &str, count: usize) -> Vec<(String, String, i64)> {
+        let started = Instant::now();
+        loop {
+            let jobs = self.s.service.store().jobs_of_kind(kind).await.unwrap();
+            if jobs.len() >= count && jobs.iter().all(|(_, state, _)| state == "done" || state == "dead") {
+                return jobs;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "jobs never finished: {jobs:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn incidents(&self) -> Vec<Value> {
+        let (status, body) = self
+            .s
+            .admin("GET", &format!("/v1/projects/{}/incidents", self.s.project), None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["incidents"].as_array().unwrap().clone()
+    }
+
+    async fn wait_for_alert(&self) -> String {
+        let started = Instant::now();
+        while self.alerts.count() == 0 {
+            assert!(started.elapsed() < Duration::from_secs(10), "no alert was delivered");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        String::from_utf8_lossy(&self.alerts.hits.lock().unwrap()[0].1).into_owned()
+    }
+
+    fn leak_patch(&self) -> String {
+        format!(
+            "@@ -1,2 +1,3 @@\n DATABASE_URL=postgres://db/app\n LOG_LEVEL=info\n+PAYMENTS_API_KEY={}",
+            self.secret
+        )
+    }
+}
+
+both_backends_with!(
+    github_push_adding_a_live_key_revokes_it_and_alerts_the_owner,
+    env,
+    |e: Env| async move {
+        e.github.add_commit(C1, vec![FileChange::new("config/prod.env", &e.leak_patch())]);
+        e.github.add_range(BEFORE, C1, &[C1]);
+        let (status, body) = e
+            .push(
+                "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+                push_payload(BEFORE, C1, &[C1], false, false),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(body["status"], "queued");
+        e.wait_for_code("REVOKED").await;
+
+        let incidents = e.incidents().await;
+        assert_eq!(incidents.len(), 1);
+        let found = &incidents[0]["found"];
+        assert_eq!(incidents[0]["key_id"], e.key_id.as_str());
+        assert_eq!(incidents[0]["action"], "revoked");
+        assert_eq!(found["source_kind"], "github_push");
+        assert_eq!(found["repository"], "Codertocat/Hello-World");
+        assert_eq!(found["commit"], C1);
+        assert_eq!(found["path"], "config/prod.env");
+        assert_eq!(found["line"], 3);
+        assert_eq!(
+            found["url"],
+            format!("https://github.com/Codertocat/Hello-World/blob/{C1}/config/prod.env#L3")
+        );
+        let alert = e.wait_for_alert().await;
+        assert!(alert.contains(&e.key_id), "{alert}");
+        assert!(!alert.contains(&e.secret), "the alert carries the plaintext");
+
+        let (status, sources) = e.s.admin("GET", "/v1/sources", None).await;
+        assert_eq!(status, 200, "{sources}");
+        let webhook = sources["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "github-webhook")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (webhook["events"].as_i64(), webhook["errors"].as_i64()),
+            (Some(1), Some(0)),
+            "{webhook}"
+        );
+        assert!(
+            webhook["lag_ms"].as_i64().is_some() && webhook["last_event_at"].is_string(),
+            "{webhook}"
+        );
+        let metrics =
+            e.s.http
+                .get(format!("{}/metrics", e.s.base))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+        assert!(
+            metrics.contains("keyward_source_events_total{source=\"github-webhook\",kind=\"github-webhook\"} 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("keyward_source_lag_seconds{source=\"github-webhook\""),
+            "{metrics}"
+        );
+    }
+);
+
+both_backends_with!(a_push_that_only_removes_a_key_is_not_a_leak, env, |e: Env| async move {
+    let removal = format!(
+        "@@ -1,3 +1,2 @@\n DATABASE_URL=postgres://db/app\n LOG_LEVEL=info\n-PAYMENTS_API_KEY={}",
+        e.secret
+    );
+    e.github.add_commit(C1, vec![FileChange::new("config/prod.env", &removal)]);
+    e.github.add_range(BEFORE, C1, &[C1]);
+    let (status, _) = e.push("removal-1", push_payload(BEFORE, C1, &[C1], false, false)).await;
+    assert_eq!(status, 202);
+    let jobs = e.wait_for_jobs("push.github", 1).await;
+    assert_eq!(jobs[0].1, "done");
+    assert_eq!(e.github.hits("/compare/"), 1);
+    assert_eq!(e.code().await, "VALID");
+    assert!(e.incidents().await.is_empty());
+});
+
+both_backends_with!(bad_signatures_are_refused_and_nothing_is_recorded, env, |e: Env| async move {
+    let body = push_payload(BEFORE, C1, &[C1], false, false);
+    let (status, error) = e.deliver("d-1", "push", &body, Some(sign(b"another body"))).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (401, Some("bad_signature")));
+    let (status, _) = e.deliver("d-2", "push", &body, None).await;
+    assert_eq!(status, 401);
+    let (status, _) = e.deliver("d-3", "push", &body, Some("sha256=".to_string() + &"0".repeat(64))).await;
+    assert_eq!(status, 401);
+    let tampered = [body.clone(), b" ".to_vec()].concat();
+    let (status, _) = e.deliver("d-4", "push", &tampered, Some(sign(&body))).await;
+    assert_eq!(status, 401);
+    assert!(e.s.service.store().jobs_of_kind("push.github").await.unwrap().is_empty());
+    assert_eq!(e.github.requests().len(), 0);
+});
+
+both_backends_with!(a_redelivery_is_processed_once, env, |e: Env| async move {
+    e.github.add_commit(C1, vec![FileChange::new("a.env", &e.leak_patch())]);
+    e.github.add_range(BEFORE, C1, &[C1]);
+    let body = push_payload(BEFORE, C1, &[C1], false, false);
+    let (first, _) = e.push("same-delivery", body.clone()).await;
+    let (second, answer) = e.push("same-delivery", body).await;
+    assert_eq!((first, second), (202, 200));
+    assert_eq!(answer["status"], "duplicate");
+    e.wait_for_jobs("push.github", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(e.s.service.store().jobs_of_kind("push.github").await.unwrap().len(), 1);
+    assert_eq!(e.github.hits("/compare/"), 1);
+    assert_eq!(e.incidents().await[0]["seen_count"], 1);
+});
+
+both_backends_with!(oversized_malformed_and_other_events, env, |e: Env| async move {
+    let status = common::post_declaring_length(
+        &e.s.base,
+        "/webhooks/github",
+        &[
+            ("X-GitHub-Event", "push"),
+            ("X-GitHub-Delivery", "big"),
+            ("X-Hub-Signature-256", "sha256=00"),
+        ],
+        25 * 1024 * 1024,
+    );
+    assert_eq!(status, 413);
+    let (status, _) = e.deliver("m-1", "push", b"{not json", Some(sign(b"{not json"))).await;
+    assert_eq!(status, 400);
+    let (status, _) = e.deliver("m-2", "push", b"{\"ref\": 1}", Some(sign(b"{\"ref\": 1}"))).await;
+    assert_eq!(status, 422);
+    let (status, pong) = e
+        .deliver(
+            "p-1",
+            "ping",
+            b"{\"zen\": \"Design for failure.\"}",
+            Some(sign(b"{\"zen\": \"Design for failure.\"}")),
+        )
+        .await;
+    assert_eq!((status, pong["status"].as_str()), (200, Some("pong")));
+    let (status, ignored) = e.deliver("i-1", "star", b"{}", Some(sign(b"{}"))).await;
+    assert_eq!((status, ignored["status"].as_str()), (202, Some("ignored")));
+    assert!(e.s.service.store().jobs_of_kind("push.github").await.unwrap().is_empty());
+});
+
+both_backends_with!(new_branches_and_forced_pushes_are_read_commit_by_commit, env, |e: Env| async move {
+    e.github
+        .add_commit(C1, vec![FileChange::new("README.md", "@@ -0,0 +1 @@\n+# Hello")]);
+    e.github.add_commit(
+        C2,
+        vec![FileChange::new(
+            "deploy/values.yaml",
+            &format!("@@ -0,0 +1,2 @@\n+image: app\n+apiKey: {}", e.secret),
+        )],
+    );
+    let zero = "0".repeat(40);
+    let (status, _) = e.push("new-branch", push_payload(&zero, C2, &[C1, C2], true, false)).await;
+    assert_eq!(status, 202);
+    e.wait_for_code("REVOKED").await;
+    assert_eq!(e.github.hits("/compare/"), 0);
+    assert_eq!(
+        (e.github.hits(&format!("/commits/{C1}")), e.github.hits(&format!("/commits/{C2}"))),
+        (1, 1)
+    );
+    let incident = &e.incidents().await[0];
+    assert_eq!(
+        (incident["found"]["commit"].as_str(), incident["found"]["line"].as_i64()),
+        (Some(C2), Some(2))
+    );
+
+    // A forced push whose `before` is gone: read by commit too.
+    let (_, second) = e.s.create_key(json!({"name": "second_key", "scopes": ["analytics:read"]})).await;
+    e.github
+        .add_commit(C3, vec![FileChange::new("x.env", &format!("@@ -0,0 +1 @@\n+K={second}"))]);
+    let (status, _) = e.push("forced", push_payload(BEFORE, C3, &[C3], false, true)).await;
+    assert_eq!(status, 202);
+    let started = Instant::now();
+    while e.s.code(&second, None, None).await != "REVOKED" {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(e.github.hits("/compare/"), 0);
+});
+
+both_backends_with!(
+    a_compare_over_several_commits_names_the_one_that_added_the_key,
+    env,
+    |e: Env| async move {
+        e.github.add_commit(C1, vec![FileChange::new("a.txt", "@@ -1 +1,2 @@\n a\n+b")]);
+        e.github
+            .add_commit(C2, vec![FileChange::new("b.env", &format!("@@ -0,0 +1 @@\n+TOKEN={}", e.secret))]);
+        e.github.add_commit(C3, vec![FileChange::new("c.txt", "@@ -0,0 +1 @@\n+c")]);
+        e.github.add_range(BEFORE, C3, &[C1, C2, C3]);
+        let (status, _) = e.push("multi", push_payload(BEFORE, C3, &[C1, C2, C3], false, false)).await;
+        assert_eq!(status, 202);
+        e.wait_for_code("REVOKED").await;
+        assert_eq!(e.incidents().await[0]["found"]["commit"], C2);
+    }
+);
+
+both_backends_with!(a_code_host_that_is_down_is_retried_not_lost, env, |e: Env| async move {
+    // The compare answers 404 until the range exists, then the commit is
+    // read; before that the job waits with backoff instead of vanishing.
+    let (status, _) = e.push("retry", push_payload(BEFORE, C1, &[C1], false, false)).await;
+    assert_eq!(status, 202);
+    let started = Instant::now();
+    while e.github.hits(&format!("/commits/{C1}")) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the worker never fell back to the commit"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let jobs = e.s.service.store().jobs_of_kind("push.github").await.unwrap();
+    assert!(jobs.iter().all(|(_, state, _)| state != "done"), "{jobs:?}");
+    // Once the host can answer, the retry (after a 2 s backoff) finds the key.
+    e.github.add_commit(C1, vec![FileChange::new("late.env", &e.leak_patch())]);
+    e.wait_for_code("REVOKED").await;
+    let jobs = e.wait_for_jobs("push.github", 1).await;
+    assert_eq!((jobs[0].1.as_str(), jobs[0].2), ("done", 2));
+});
+
+both_backends_with!(gitlab_push_hook_revokes_a_pushed_key, env, |e: Env| async move {
+    let hook: Value = serde_json::from_str(include_str!("../fixtures/gitlab/push-hook.json")).unwrap();
+    let (before, after) = (
+        hook["before"].as_str().unwrap().to_string(),
+        hook["after"].as_str().unwrap().to_string(),
+    );
+    let first = hook["commits"][0]["id"].as_str().unwrap().to_string();
+    e.gitlab
+        .add_commit(&first, vec![FileChange::new("CHANGELOG", "@@ -1 +1,2 @@\n v1\n+v2")]);
+    e.gitlab.add_commit(
+        &after,
+        vec![FileChange::new(
+            "config/secrets.yml",
+            &format!("@@ -3,1 +3,2 @@\n prod:\n+  api_key: {}", e.secret),
+        )],
+    );
+    e.gitlab.add_range(&before, &after, &[&first, &after]);
+    let body = serde_json::to_vec(&hook).unwrap();
+    let send = |token: &'static str, uuid: &'static str| {
+        e.s.http
+            .post(format!("{}/webhooks/gitlab", e.s.base))
+            .header("x-gitlab-event", "Push Hook")
+            .header("x-gitlab-token", token)
+            .header("x-gitlab-event-uuid", uuid)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+    };
+    assert_eq!(send("wrong-token", "u-0").await.unwrap().status().as_u16(), 401);
+    assert_eq!(send(GITLAB_TOKEN, "u-1").await.unwrap().status().as_u16(), 202);
+    assert_eq!(send(GITLAB_TOKEN, "u-1").await.unwrap().status().as_u16(), 200);
+    e.wait_for_code("REVOKED").await;
+    let found = e.incidents().await[0]["found"].clone();
+    assert_eq!(found["source_kind"], "gitlab_push");
+    assert_eq!(found["repository"], "mike/diaspora");
+    assert_eq!(
+        (found["commit"].as_str(), found["path"].as_str(), found["line"].as_i64()),
+        (Some(after.as_str()), Some("config/secrets.yml"), Some(4))
+    );
+    assert_eq!(
+        found["url"],
+        format!("http://example.com/mike/diaspora/-/blob/{after}/config/secrets.yml#L4")
+    );
+    assert_eq!(e.gitlab.hits("/repository/compare"), 1);
+});
+
+async fn feed_poller(e: &Env, min_interval: Duration) -> FeedPoller {
+    let api = GitHubApi::new(&e.github.url, None).unwrap();
+    let options = FeedOptions {
+        min_interval,
+        ..FeedOptions::new(&[], &[], true)
+    };
+    FeedPoller::new(api, e.s.responder.clone(), engine(), options)
+}
+
+both_backends_with!(
+    feed_follows_push_events_honours_etag_and_resumes_after_restart,
+    env,
+    |e: Env| async move {
+        e.github.add_commit(C1, vec![FileChange::new("public.env", &e.leak_patch())]);
+        e.github.state.lock().unwrap().events = vec![
+            json!({"id": "40000000001", "type": "WatchEvent", "repo": {"id": 1, "name": "a/b", "url": ""}, "payload": {"action": "started"}, "created_at": "2026-11-24T03:00:00Z"}),
+            hosts::push_event(40000000002, "octo/public", BEFORE, C1, &[C1]),
+        ];
+        let poller = feed_poller(&e, Duration::from_millis(10)).await;
+        let wait = poller.poll_once().await;
+        assert_eq!(wait, Duration::from_secs(60), "X-Poll-Interval is the wait");
+        assert_eq!(e.code().await, "REVOKED");
+        let found = e.incidents().await[0]["found"].clone();
+        assert_eq!(
+            (found["source_kind"].as_str(), found["repository"].as_str()),
+            (Some("github-events"), Some("octo/public"))
+        );
+        assert_eq!(found["url"], format!("https://github.com/octo/public/blob/{C1}/public.env#L3"));
+
+        // The next poll sends the ETag and gets 304: nothing is read again.
+        poller.poll_once().await;
+        let requests = e.github.requests();
+        let events: Vec<_> = requests.iter().filter(|(_, p, _)| p == "/events").collect();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].2.as_deref(), Some("W/\"a18c3bded88eb5dbb5c849a489412bf3\""));
+        assert_eq!(e.github.hits(&format!("/commits/{C1}")), 1);
+
+        // A new poller (a restart) on the same store, against a feed that
+        // ignores ETags and lists the old event beside a new one.
+        let (_, second) = e.s.create_key(json!({"name": "second_key", "scopes": ["analytics:read"]})).await;
+        e.github
+            .add_commit(C2, vec![FileChange::new("more.env", &format!("@@ -0,0 +1 @@\n+T={second}"))]);
+        {
+            let mut state = e.github.state.lock().unwrap();
+            state.honour_etag = false;
+            state.events.push(hosts::push_event(40000000003, "octo/public", C1, C2, &[C2]));
+        }
+        let restarted = feed_poller(&e, Duration::from_millis(10)).await;
+        restarted.poll_once().await;
+        assert_eq!(e.s.code(&second, None, None).await, "REVOKED");
+        assert_eq!(e.github.hits(&format!("/commits/{C1}")), 1, "an old event was scanned again");
+        assert_eq!(e.github.hits(&format!("/commits/{C2}")), 1);
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_waits_the_interval_the_server_asks_for() {
+    let e = env(common::Backend::Sqlite).await.unwrap();
+    e.github.state.lock().unwrap().poll_interval = 1;
+    let poller = feed_poller(&e, Duration::from_millis(50)).await;
+    let task = tokio::spawn(poller.run());
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    task.abort();
+    let times: Vec<Instant> = e.github.requests().iter().filter(|(_, p, _)| p == "/events").map(|r| r.0).collect();
+    assert!(
+        (2..=3).contains(&times.len()),
+        "{} polls in 2.6 s with X-Poll-Interval: 1",
+        times.len()
+    );
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(990),
+            "polled after {:?}",
+            pair[1] - pair[0]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_file_saved_with_a_key_is_caught_within_two_seconds() {
+    let e = env(common::Backend::Sqlite).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "nothing here\n").unwrap();
+    let _watch = keyward::sources::watch::start(
+        &[dir.path().to_path_buf()],
+        engine(),
+        e.s.responder.clone(),
+        tokio::runtime::Handle::current(),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let saved = Instant::now();
+    std::fs::write(dir.path().join(".env"), format!("# local\nAPI_KEY={}\n", e.secret)).unwrap();
+    let elapsed = e.wait_for_code("REVOKED").await;
+    assert!(saved.elapsed() < Duration::from_secs(2), "detected after {elapsed:?}");
+    let found = e.incidents().await[0]["found"].clone();
+    assert_eq!((found["source_kind"].as_str(), found["line"].as_i64()), (Some("watch"), Some(2)));
+    assert!(found["path"].as_str().unwrap().ends_with("/.env"));
+
+    // Renamed, then deleted: no errors, and the status keeps counting.
+    std::fs::rename(dir.path().join(".env"), dir.path().join("moved.env")).unwrap();
+    std::fs::remove_file(dir.path().join("moved.env")).unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let statuses = e.s.service.store().source_statuses().await.unwrap();
+    let watch = statuses.iter().find(|s| s.name == "watch").unwrap();
+    assert!(watch.events >= 2 && watch.errors == 0, "{watch:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_scans_read_only_new_commits() {
+    use keyward::sources::schedule::{ScheduledRepo, Scheduler};
+    let e = env(common::Backend::Sqlite).await.unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(repo.path())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["config", "user.email", "ci@example.com"]);
+    git(&["config", "user.name", "CI"]);
+    std::fs::write(repo.path().join("app.env"), format!("KEY={}\n", e.secret)).unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-qm", "leak"]);
+    std::fs::write(repo.path().join("app.env"), "KEY=\n").unwrap();
+    git(&["commit", "-qam", "remove it"]);
+
+    let scheduled = ScheduledRepo {
+        repo: repo.path().display().to_string(),
+        every: Duration::from_secs(3600),
+    };
+    let mirrors = tempfile::tempdir().unwrap();
+    let scheduler = Scheduler::new(
+        vec![scheduled.clone()],
+        engine(),
+        e.s.responder.clone(),
+        mirrors.path().to_path_buf(),
+    );
+    assert_eq!(scheduler.scan_once(&scheduled).await.unwrap(), 1);
+    assert_eq!(e.code().await, "REVOKED");
+    assert_eq!(e.incidents().await[0]["found"]["path"], "app.env");
+
+    // Nothing new: nothing reported. A new commit: only its lines are read.
+    assert_eq!(scheduler.scan_once(&scheduled).await.unwrap(), 0);
+    let (_, second) = e.s.create_key(json!({"name": "second_key", "scopes": ["analytics:read"]})).await;
+    std::fs::write(repo.path().join("other.env"), format!("# new\nK={second}\n")).unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-qm", "another"]);
+    assert_eq!(scheduler.scan_once(&scheduled).await.unwrap(), 1);
+    assert_eq!(e.s.code(&second, None, None).await, "REVOKED");
+
+    // A clone URL is mirrored under the data directory and fetched.
+    let by_url = ScheduledRepo {
+        repo: format!("file://{}", repo.path().display()),
+        every: Duration::from_secs(3600),
+    };
+    assert_eq!(scheduler.scan_once(&by_url).await.unwrap(), 2);
+    assert_eq!(std::fs::read_dir(mirrors.path()).unwrap().count(), 1);
+    let statuses = e.s.service.store().source_statuses().await.unwrap();
+    let local = statuses.iter().find(|s| s.name == scheduled.source_name()).unwrap();
+    assert_eq!((local.events, local.errors), (3, 0));
+}
