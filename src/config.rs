@@ -93,6 +93,10 @@ pub struct CodeHostConfig {
     /// `https://gitlab.com/api/v4`...
     pub api_url: Option<String>,
     pub token: Option<String>,
+    /// GitHub only: read pushes as this GitHub App, with the private key
+    /// (PEM) in `app_key_file`, instead of with `token`.
+    pub app_id: Option<u64>,
+    pub app_key_file: Option<PathBuf>,
 }
 
 /// GitHub's public events feed; off unless `enabled`.
@@ -240,6 +244,8 @@ pub struct CodeHostSettings {
     pub webhook_secret: Option<String>,
     pub api_url: String,
     pub token: Option<String>,
+    /// A GitHub App id and the path of its private key.
+    pub app: Option<(u64, PathBuf)>,
 }
 
 /// Secrets print as `***`, so a settings dump in a log shows none.
@@ -384,6 +390,14 @@ fn code_host(config: &CodeHostConfig, host: &str, default_api: &str) -> CodeHost
             .or_else(|| config.api_url.clone())
             .unwrap_or_else(|| default_api.to_string()),
         token: env_nonempty(&format!("KEYWARD_{host}_TOKEN")).or_else(|| config.token.clone()),
+        app: env_nonempty(&format!("KEYWARD_{host}_APP_ID"))
+            .and_then(|id| id.trim().parse().ok())
+            .or(config.app_id)
+            .zip(
+                env_nonempty(&format!("KEYWARD_{host}_APP_KEY_FILE"))
+                    .map(PathBuf::from)
+                    .or_else(|| config.app_key_file.clone()),
+            ),
     }
 }
 

@@ -296,6 +296,11 @@ fn pre_commit_hook_blocks_a_staged_key_with_a_useful_message() {
     assert!(message.contains("--no-verify"), "{message}");
     assert_eq!(repo.git(&["rev-list", "--count", "HEAD"]).stdout, b"1\n");
 
+    // git's own bypass goes through, then the commit is undone.
+    repo.git(&["commit", "-q", "--no-verify", "-m", "bypassed"]);
+    assert_eq!(repo.git(&["rev-list", "--count", "HEAD"]).stdout, b"2\n");
+    repo.git(&["reset", "-q", "--soft", "HEAD~1"]);
+
     // The allowlist marker lets a false positive through; a clean commit passes.
     repo.write("config.yml", &format!("github:\n  token: {GHP} # keyward:allow\n"));
     repo.git(&["add", "config.yml"]);

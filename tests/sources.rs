@@ -40,6 +40,11 @@ fn engine() -> Arc<Engine> {
 }
 
 async fn env(backend: common::Backend) -> Option<Env> {
+    env_reading_github_with(backend, |url| GitHubApi::new(url, Some("ghs_test_installation_token")).unwrap()).await
+}
+
+/// An environment whose push worker reads GitHub with `reader(api_url)`.
+async fn env_reading_github_with(backend: common::Backend, reader: impl FnOnce(&str) -> GitHubApi) -> Option<Env> {
     let github = hosts::github().await;
     let gitlab = hosts::gitlab().await;
     let webhooks = Webhooks {
@@ -53,7 +58,7 @@ async fn env(backend: common::Backend) -> Option<Env> {
     };
     let s = common::Server::start_with(backend, setup).await?;
     let code_hosts = CodeHosts {
-        github: Some(GitHubApi::new(&github.url, Some("ghs_test_installation_token")).unwrap()),
+        github: Some(reader(&github.url)),
         gitlab: Some(GitLabApi::new(&gitlab.url, Some("glpat-test")).unwrap()),
     };
     let worker = PushWorker::new(s.responder.clone(), engine(), code_hosts, webhooks.wake.clone()).with_lease_ms(2_000);
@@ -623,4 +628,43 @@ async fn scheduled_scans_read_only_new_commits() {
     let statuses = e.s.service.store().source_statuses().await.unwrap();
     let local = statuses.iter().find(|s| s.name == scheduled.source_name()).unwrap();
     assert_eq!((local.events, local.errors), (3, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_github_app_reads_pushes_with_an_installation_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("app.pem");
+    let made = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .arg(&key)
+        .output()
+        .expect("openssl makes the App's test key");
+    assert!(made.status.success());
+    let pem = std::fs::read(&key).unwrap();
+    let e = env_reading_github_with(common::Backend::Sqlite, |url| GitHubApi::app(url, 123456, &pem).unwrap())
+        .await
+        .unwrap();
+    e.github.add_commit(C1, vec![FileChange::new("app.env", &e.leak_patch())]);
+    e.github.add_range(BEFORE, C1, &[C1]);
+    let mut payload: Value = serde_json::from_slice(&push_payload(BEFORE, C1, &[C1], false, false)).unwrap();
+    payload["installation"]["id"] = json!(42);
+    let (status, _) = e.push("app-delivery", serde_json::to_vec(&payload).unwrap()).await;
+    assert_eq!(status, 202);
+    e.wait_for_code("REVOKED").await;
+    let auth = e.github.state.lock().unwrap().authorizations.clone();
+    let minted = auth
+        .iter()
+        .find(|(p, _)| p == "/app/installations/42/access_tokens")
+        .expect("an installation token was minted");
+    assert!(
+        minted.1.starts_with("Bearer ") && minted.1.matches('.').count() == 2,
+        "the App authenticates with a JWT: {}",
+        minted.1
+    );
+    let read = auth.iter().find(|(p, _)| p.contains("/compare/")).unwrap();
+    assert!(
+        read.1.ends_with("ghs_installation42token"),
+        "the push was read with the installation token: {}",
+        read.1
+    );
 }

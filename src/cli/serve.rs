@@ -193,8 +193,15 @@ fn start_sources(opened: &Opened, responder: &Arc<LeakResponder>, webhooks: &Web
     })?;
     let engine = Arc::new(Engine::new(rules, EngineOptions::default()).context("building the scanner")?);
     let github = GitHubApi::new(&settings.github.api_url, settings.github.token.as_deref())?;
+    let push_reader = match &settings.github.app {
+        Some((app_id, key_file)) => {
+            let pem = std::fs::read(key_file).with_context(|| format!("reading the GitHub App key {}", key_file.display()))?;
+            GitHubApi::app(&settings.github.api_url, *app_id, &pem)?
+        }
+        None => github.clone(),
+    };
     let hosts = CodeHosts {
-        github: Some(github.clone()),
+        github: Some(push_reader),
         gitlab: Some(GitLabApi::new(&settings.gitlab.api_url, settings.gitlab.token.as_deref())?),
     };
     let worker = PushWorker::new(responder.clone(), engine.clone(), hosts, webhooks.wake.clone()).with_lease_ms(settings.job_lease_ms);

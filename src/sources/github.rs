@@ -7,6 +7,8 @@
 //! that added them: a compare spanning several commits is narrowed down by
 //! reading those commits only when something was found.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -117,24 +119,66 @@ pub struct Answer {
     pub body: String,
 }
 
-/// The GitHub REST API, at `api.github.com` or a GitHub Enterprise base URL.
+/// The GitHub REST API, at `api.github.com` or a GitHub Enterprise base URL,
+/// as a token's owner or as a GitHub App's installations.
 #[derive(Clone)]
 pub struct GitHubApi {
     client: octocrab::Octocrab,
+    /// Set when authenticated as an App: one client per installation, each
+    /// minting and refreshing its own installation token.
+    installations: Option<Arc<Mutex<HashMap<u64, octocrab::Octocrab>>>>,
 }
 
 impl GitHubApi {
+    /// With a personal access token (or a ready installation token), or none.
     pub fn new(api_url: &str, token: Option<&str>) -> Result<GitHubApi, SourceError> {
-        let mut builder = octocrab::Octocrab::builder()
-            .base_uri(api_url)
-            .map_err(|e| SourceError::Config(format!("GitHub API URL {api_url:?}: {e}")))?
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)));
+        let mut builder = builder(api_url)?;
         if let Some(token) = token {
             builder = builder.personal_token(token.to_string());
         }
         let client = builder.build().map_err(|e| SourceError::Config(format!("GitHub client: {e}")))?;
-        Ok(GitHubApi { client })
+        Ok(GitHubApi {
+            client,
+            installations: None,
+        })
+    }
+
+    /// As a GitHub App: pushes are read with an installation token minted
+    /// for the installation named in each delivery.
+    pub fn app(api_url: &str, app_id: u64, private_key_pem: &[u8]) -> Result<GitHubApi, SourceError> {
+        let client = builder(api_url)?
+            .app_from_rsa_pem(app_id.into(), private_key_pem)
+            .map_err(|e| SourceError::Config(format!("GitHub App private key: {e}")))?
+            .build()
+            .map_err(|e| SourceError::Config(format!("GitHub client: {e}")))?;
+        Ok(GitHubApi {
+            client,
+            installations: Some(Arc::default()),
+        })
+    }
+
+    /// The client to read a delivery of `installation` with: the App's
+    /// installation client, or this one when not an App.
+    pub fn for_installation(&self, installation: Option<u64>) -> Result<GitHubApi, SourceError> {
+        let (Some(cache), Some(id)) = (&self.installations, installation) else {
+            return Ok(self.clone());
+        };
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        let client = match cache.get(&id) {
+            Some(client) => client.clone(),
+            None => {
+                let client = self
+                    .client
+                    .installation(id.into())
+                    .map_err(|e| SourceError::Config(format!("GitHub App installation {id}: {e}")))?;
+                cache.insert(id, client.clone());
+                client
+            }
+        };
+        Ok(GitHubApi {
+            client,
+            installations: None,
+        })
     }
 
     /// GET `path` (with its query) under the API base; any status is an answer.
@@ -180,6 +224,17 @@ impl GitHubApi {
     }
 }
 
+type Builder =
+    octocrab::OctocrabBuilder<octocrab::NoSvc, octocrab::DefaultOctocrabBuilderConfig, octocrab::NoAuth, octocrab::NotLayerReady>;
+
+fn builder(api_url: &str) -> Result<Builder, SourceError> {
+    Ok(octocrab::Octocrab::builder()
+        .base_uri(api_url)
+        .map_err(|e| SourceError::Config(format!("GitHub API URL {api_url:?}: {e}")))?
+        .set_connect_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(30))))
+}
+
 fn is_zero(sha: &str) -> bool {
     !sha.is_empty() && sha.bytes().all(|b| b == b'0')
 }
@@ -190,6 +245,7 @@ pub async fn push_sightings(api: &GitHubApi, engine: &std::sync::Arc<Engine>, ev
     if event.deleted || is_zero(&event.after) {
         return Ok(Vec::new());
     }
+    let api = &api.for_installation(event.installation.as_ref().map(|i| i.id))?;
     let repo = &event.repository.full_name;
     if event.created || event.forced || is_zero(&event.before) {
         return by_commit(api, engine, event).await;

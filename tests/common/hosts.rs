@@ -43,6 +43,8 @@ pub struct HostState {
     pub poll_interval: u64,
     /// (when, path and query, If-None-Match)
     pub requests: Vec<(Instant, String, Option<String>)>,
+    /// (path, Authorization) of every request
+    pub authorizations: Vec<(String, String)>,
 }
 
 #[derive(Clone)]
@@ -85,8 +87,27 @@ async fn start(router: Router) -> String {
 }
 
 fn record(state: &Mutex<HostState>, path: String, headers: &HeaderMap) {
-    let etag = headers.get("if-none-match").and_then(|v| v.to_str().ok()).map(str::to_string);
-    state.lock().unwrap().requests.push((Instant::now(), path, etag));
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let mut state = state.lock().unwrap();
+    state
+        .authorizations
+        .push((path.clone(), header("authorization").unwrap_or_default()));
+    state.requests.push((Instant::now(), path, header("if-none-match")));
+}
+
+/// GitHub's answer to an App asking for an installation token.
+async fn gh_access_token(State(state): State<Shared>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
+    record(&state, format!("/app/installations/{id}/access_tokens"), &headers);
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "token": format!("ghs_installation{id}token"),
+            "expires_at": "2099-01-01T00:00:00Z",
+            "permissions": {"contents": "read", "metadata": "read"},
+            "repository_selection": "all",
+        })),
+    )
+        .into_response()
 }
 
 fn not_found() -> Response {
@@ -207,6 +228,7 @@ pub async fn github() -> FakeHost {
         .route("/repos/{owner}/{repo}/commits/{sha}", get(gh_commit))
         .route("/repos/{owner}/{repo}/compare/{range}", get(gh_compare))
         .route("/events", get(gh_events))
+        .route("/app/installations/{id}/access_tokens", axum::routing::post(gh_access_token))
         .with_state(state.clone());
     FakeHost {
         url: start(router).await,
