@@ -394,6 +394,23 @@ both_backends_with!(
     }
 );
 
+both_backends_with!(a_large_diff_without_a_patch_is_read_whole, env, |e: Env| async move {
+    e.github.add_commit(C1, vec![FileChange::new("data/fixtures large.json", "")]);
+    e.github.add_range(BEFORE, C1, &[C1]);
+    let whole = format!("{{\n  \"rows\": [],\n  \"api_key\": \"{}\"\n}}\n", e.secret);
+    e.github
+        .state
+        .lock()
+        .unwrap()
+        .raw
+        .insert(format!("{C1}:data/fixtures large.json"), whole);
+    let (status, _) = e.push("large", push_payload(BEFORE, C1, &[C1], false, false)).await;
+    assert_eq!(status, 202);
+    e.wait_for_code("REVOKED").await;
+    assert_eq!(e.github.hits("/contents/data/fixtures large.json?ref="), 1);
+    assert_eq!(e.incidents().await[0]["found"]["line"], 3);
+});
+
 both_backends_with!(a_code_host_that_is_down_is_retried_not_lost, env, |e: Env| async move {
     // The compare answers 404 until the range exists, then the commit is
     // read; before that the job waits with backoff instead of vanishing.

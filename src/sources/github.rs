@@ -109,8 +109,14 @@ struct CommitDetail {
 struct ChangedFile {
     filename: String,
     #[serde(default)]
+    status: String,
+    /// Absent for binary files and for diffs too large for the API.
+    #[serde(default)]
     patch: Option<String>,
 }
+
+/// Largest file read whole when GitHub leaves its patch out.
+const MAX_WHOLE_FILE: usize = 10 << 20;
 
 /// One HTTP answer: status, headers and body text.
 pub struct Answer {
@@ -250,12 +256,13 @@ pub async fn push_sightings(api: &GitHubApi, engine: &std::sync::Arc<Engine>, ev
     if event.created || event.forced || is_zero(&event.before) {
         return by_commit(api, engine, event).await;
     }
-    let compare = match api.compare(repo, &event.before, &event.after).await {
+    let mut compare = match api.compare(repo, &event.before, &event.after).await {
         Ok(compare) => compare,
         // `before` was rewritten away or garbage-collected: read the commits.
         Err(SourceError::Status { status: 404, .. }) => return by_commit(api, engine, event).await,
         Err(e) => return Err(e),
     };
+    fill_missing_patches(api, repo, &event.after, &mut compare.files).await;
     let found = scan_files(engine, compare.files).await?;
     if found.is_empty() {
         return Ok(Vec::new());
@@ -285,11 +292,58 @@ async fn by_shas(
 ) -> Result<Vec<Sighting>, SourceError> {
     let mut sightings = Vec::new();
     for sha in shas {
-        let detail = api.commit(&event.repository.full_name, &sha).await?;
+        let mut detail = api.commit(&event.repository.full_name, &sha).await?;
+        fill_missing_patches(api, &event.repository.full_name, &detail.sha, &mut detail.files).await;
         let found = scan_files(engine, detail.files).await?;
         sightings.extend(place_all(event, &detail.sha, found));
     }
     Ok(sightings)
+}
+
+/// GitHub leaves `patch` out of large diffs. Such a file is read whole at
+/// `sha` and every line of it counts as added: a finding too many rather
+/// than a key missed. Binary content (not UTF-8) and files over 10 MiB are
+/// passed over with a warning.
+async fn fill_missing_patches(api: &GitHubApi, repo: &str, sha: &str, files: &mut [ChangedFile]) {
+    for file in files.iter_mut().filter(|f| f.patch.is_none() && f.status != "removed") {
+        let path = format!("/repos/{repo}/contents/{}?ref={sha}", escape_path(&file.filename));
+        let raw = (http::header::ACCEPT, "application/vnd.github.raw".to_string());
+        match api.get(&path, &[raw]).await {
+            Ok(answer) if answer.status.is_success() && answer.body.len() <= MAX_WHOLE_FILE => {
+                file.patch = Some(whole_file_patch(&answer.body));
+            }
+            Ok(answer) => {
+                tracing::warn!(file = %file.filename, status = %answer.status, size = answer.body.len(), "file without a patch not read")
+            }
+            Err(e) => tracing::warn!(file = %file.filename, error = %e, "file without a patch not read"),
+        }
+    }
+}
+
+/// A patch that adds every line of `text` to an empty file.
+fn whole_file_patch(text: &str) -> String {
+    let mut patch = String::with_capacity(text.len() + text.len() / 20 + 16);
+    patch.push_str("@@ -0,0 +1 @@\n");
+    for line in text.lines() {
+        patch.push('+');
+        patch.push_str(line);
+        patch.push('\n');
+    }
+    patch
+}
+
+/// A repository path as a URL path: `/` kept, everything but unreserved
+/// bytes percent-encoded.
+fn escape_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// (path, finding) for every finding on an added line of `files`.

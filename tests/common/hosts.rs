@@ -45,6 +45,8 @@ pub struct HostState {
     pub requests: Vec<(Instant, String, Option<String>)>,
     /// (path, Authorization) of every request
     pub authorizations: Vec<(String, String)>,
+    /// Whole files by "sha:path", for the contents API.
+    pub raw: HashMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -95,6 +97,25 @@ fn record(state: &Mutex<HostState>, path: String, headers: &HeaderMap) {
     state.requests.push((Instant::now(), path, header("if-none-match")));
 }
 
+#[derive(serde::Deserialize)]
+struct RefQuery {
+    r#ref: String,
+}
+
+async fn gh_contents(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, repo, path)): Path<(String, String, String)>,
+    Query(q): Query<RefQuery>,
+) -> Response {
+    record(&state, format!("/repos/{owner}/{repo}/contents/{path}?ref={}", q.r#ref), &headers);
+    let raw = headers.get("accept").and_then(|v| v.to_str().ok()) == Some("application/vnd.github.raw");
+    match state.lock().unwrap().raw.get(&format!("{}:{path}", q.r#ref)) {
+        Some(text) if raw => text.clone().into_response(),
+        _ => not_found(),
+    }
+}
+
 /// GitHub's answer to an App asking for an installation token.
 async fn gh_access_token(State(state): State<Shared>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
     record(&state, format!("/app/installations/{id}/access_tokens"), &headers);
@@ -118,10 +139,12 @@ fn not_found() -> Response {
         .into_response()
 }
 
+/// A file whose patch is empty is served as GitHub serves a large diff:
+/// without the `patch` field.
 fn github_file(owner: &str, repo: &str, sha: &str, f: &FileChange) -> Value {
     let added = f.patch.lines().filter(|l| l.starts_with('+')).count();
     let removed = f.patch.lines().filter(|l| l.starts_with('-')).count();
-    json!({
+    let mut file = json!({
         "sha": "bbcd538c8e72b8c175046e27cc8f907076331401",
         "filename": f.path,
         "status": "modified",
@@ -132,7 +155,11 @@ fn github_file(owner: &str, repo: &str, sha: &str, f: &FileChange) -> Value {
         "raw_url": format!("https://github.com/{owner}/{repo}/raw/{sha}/{}", f.path),
         "contents_url": format!("https://api.github.com/repos/{owner}/{repo}/contents/{}?ref={sha}", f.path),
         "patch": f.patch,
-    })
+    });
+    if f.patch.is_empty() {
+        file.as_object_mut().unwrap().remove("patch");
+    }
+    file
 }
 
 fn github_commit(owner: &str, repo: &str, sha: &str, files: &[FileChange]) -> Value {
@@ -227,6 +254,7 @@ pub async fn github() -> FakeHost {
     let router = Router::new()
         .route("/repos/{owner}/{repo}/commits/{sha}", get(gh_commit))
         .route("/repos/{owner}/{repo}/compare/{range}", get(gh_compare))
+        .route("/repos/{owner}/{repo}/contents/{*path}", get(gh_contents))
         .route("/events", get(gh_events))
         .route("/app/installations/{id}/access_tokens", axum::routing::post(gh_access_token))
         .with_state(state.clone());
