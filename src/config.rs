@@ -236,6 +236,9 @@ pub struct ServerSettings {
     pub feed: Option<crate::sources::feed::FeedOptions>,
     pub watch_paths: Vec<PathBuf>,
     pub schedule: Vec<crate::sources::schedule::ScheduledRepo>,
+    /// Console cookies are always `Secure` (set when TLS ends at a proxy
+    /// that does not send `X-Forwarded-Proto`).
+    pub secure_cookies: bool,
 }
 
 /// A code host as `serve` uses it.
@@ -317,6 +320,7 @@ impl ServerSettings {
             feed: feed_options(&config.sources.feed),
             watch_paths: config.sources.watch.paths.clone(),
             schedule: config.sources.schedule.clone(),
+            secure_cookies: env_nonempty("KEYWARD_SECURE_COOKIES").is_some_and(|v| v == "1" || v == "true"),
             data_dir,
             database_url,
         }

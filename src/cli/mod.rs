@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         command: client::ProjectsCommand,
     },
+    /// Manage console users.
+    Users {
+        #[command(subcommand)]
+        command: serve::UsersCommand,
+    },
     /// Check the audit log.
     Audit {
         #[command(subcommand)]
@@ -86,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::Keys { command } => client::keys(command),
         Command::Projects { command } => client::projects(command),
         Command::Audit { command } => serve::audit(command),
+        Command::Users { command } => serve::users(command),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -154,6 +154,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             github_keys: partner_keys(&opened.settings.github_keys_url),
             gitlab_keys: partner_keys(&opened.settings.gitlab_keys_url),
             webhooks,
+            console: Arc::new(keyward::server::console::Console::new(opened.settings.secure_cookies)),
         });
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown_signal())
@@ -277,6 +278,52 @@ fn init_tracing() {
     } else {
         builder.init();
     }
+}
+
+#[derive(clap::Subcommand)]
+pub enum UsersCommand {
+    /// Create a console user (or set an existing user's password). The
+    /// password is read from the first line of stdin, never from a flag.
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        email: String,
+        /// Also make the user a member of this project.
+        #[arg(long, requires = "role")]
+        project: Option<String>,
+        /// viewer, member or admin.
+        #[arg(long, requires = "project")]
+        role: Option<String>,
+    },
+}
+
+pub fn users(command: UsersCommand) -> Result<u8> {
+    let UsersCommand::Create {
+        store,
+        email,
+        project,
+        role,
+    } = command;
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from stdin")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    runtime()?.block_on(async {
+        let opened = open(&store, None).await?;
+        let user_id = opened.service.set_password(&email, password).await?;
+        if let (Some(project), Some(role)) = (project, role) {
+            let role = keyward::store::Role::parse(&role)
+                .filter(|r| *r != keyward::store::Role::Owner)
+                .with_context(|| format!("role {role:?}: use viewer, member or admin"))?;
+            let cli = keyward::service::Caller::system("cli");
+            opened.service.add_member(&cli, &project, &email, role).await?;
+        }
+        opened.service.store().close().await;
+        println!("user {user_id} ({email}) can sign in at /console");
+        Ok(EXIT_CLEAN)
+    })
 }
 
 #[derive(clap::Subcommand)]

@@ -245,14 +245,20 @@ pub async fn audit(
     responses((status = 200, description = "JSON Lines, one event per line; X-Content-SHA256 is the hex SHA-256 of the body", content_type = "application/x-ndjson")))]
 pub async fn audit_export(State(s): State<AppState>, Authed(caller): Authed, Path(project_id): Path<String>) -> Result<Response, AppError> {
     let events = s.service.audit_events(&caller, &project_id, None, i64::MAX).await?;
+    Ok(audit_jsonl(&project_id, &events))
+}
+
+/// Audit events as a JSON Lines download, with the body's SHA-256 in
+/// `X-Content-SHA256`; the API and the console export the same bytes.
+pub(crate) fn audit_jsonl(project_id: &str, events: &[crate::store::AuditEvent]) -> Response {
     let mut body = String::new();
-    for e in &events {
+    for e in events {
         body.push_str(&serde_json::to_string(&AuditView::from(e)).expect("audit events serialise"));
         body.push('\n');
     }
     let digest = hex::encode(Sha256::digest(body.as_bytes()));
     let disposition = format!("attachment; filename=\"audit-{project_id}.jsonl\"");
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
             (header::HeaderName::from_static("x-content-sha256"), digest),
@@ -260,7 +266,7 @@ pub async fn audit_export(State(s): State<AppState>, Authed(caller): Authed, Pat
         ],
         body,
     )
-        .into_response())
+        .into_response()
 }
 
 #[utoipa::path(get, path = "/v1/projects/{project_id}/incidents", responses((status = 200, body = IncidentList)))]

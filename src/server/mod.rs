@@ -7,6 +7,7 @@
 //! get a clear error and change nothing.
 
 mod api;
+pub mod console;
 mod dto;
 mod error;
 mod openapi;
@@ -43,6 +44,7 @@ pub struct AppState {
     pub github_keys: Option<Arc<PartnerKeys>>,
     pub gitlab_keys: Option<Arc<PartnerKeys>>,
     pub webhooks: Webhooks,
+    pub console: Arc<console::Console>,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -65,6 +67,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/keys/{key_id}/revoke", post(api::revoke_key))
         .route("/v1/keys/{key_id}/rotate", post(api::rotate_key))
         .route("/v1/openapi.json", get(openapi::document))
+        .merge(console::routes())
         .route("/v1/sources", get(status::sources))
         .route("/metrics", get(status::metrics))
         .route("/healthz", get(api::healthz))

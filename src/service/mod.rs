@@ -4,6 +4,7 @@
 //! the change is reported done.
 
 mod access;
+mod people;
 pub mod verify;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 pub use access::{Action, Caller, Denied};
+pub use people::{NewSession, SESSION_MS};
 pub use verify::{Verdict, Verifier, VerifyCode};
 
 use crate::keys::fingerprint::Fingerprinter;

@@ -29,6 +29,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "sources",
         sql: include_str!("../../migrations/0003_sources.sql"),
     },
+    Migration {
+        version: 4,
+        name: "console",
+        sql: include_str!("../../migrations/0004_console.sql"),
+    },
 ];
 
 /// Any constant works; it only has to be the same in every replica.

@@ -14,6 +14,7 @@ mod jobs;
 mod keys;
 mod migrate;
 mod projects;
+mod sessions;
 mod sources;
 mod usage;
 
@@ -29,6 +30,7 @@ pub use incidents::{AlertSettings, Incident, Place};
 pub use jobs::{Job, NewJob, QueueDepth};
 pub use keys::{ApiKey, KeyUpdate, NewApiKey, RevokeReason};
 pub use projects::{Entitlement, EntitlementState, Member, Project, Role};
+pub use sessions::SessionRow;
 pub use sources::{SourceOutcome, SourceStatus};
 pub use usage::UsageDelta;
 

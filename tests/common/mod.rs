@@ -93,6 +93,7 @@ impl Server {
             github_keys: keys(&setup.github_keys_url),
             gitlab_keys: keys(&setup.gitlab_keys_url),
             webhooks: setup.webhooks.clone(),
+            console: Default::default(),
         });
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
