@@ -134,6 +134,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         }
         tracing::info!(database = %opened.settings.database_url_for_display(), "serving");
         let flusher = tokio::spawn(flush_usage_forever(service.clone()));
+        let coherence = tokio::spawn(service.verifier().clone().follow_other_replicas());
         let responder = Arc::new(LeakResponder::new(service.clone()));
         let email = EmailSettings {
             smtp_url: opened.settings.smtp_url.clone(),
@@ -160,6 +161,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         flusher.abort();
+        coherence.abort();
         alerts.abort();
         sources.stop();
         service.verifier().flush_usage().await.context("flushing usage counters")?;

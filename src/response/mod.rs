@@ -158,7 +158,7 @@ impl LeakResponder {
         }
         tx.commit().await?;
         if action == Action::Revoked {
-            self.service.verifier().invalidate_key(&fingerprint);
+            self.service.verifier().key_changed(&fingerprint).await;
         }
         Ok(Outcome::Handled {
             incident_id: incident.id,

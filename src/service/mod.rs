@@ -309,7 +309,7 @@ impl KeyService {
             .await?;
         let updated = tx.key(key_id).await?.ok_or(ServiceError::NotFound("key"))?;
         tx.commit().await?;
-        self.verifier.invalidate_key(&key.fingerprint);
+        self.verifier.key_changed(&key.fingerprint).await;
         Ok(updated)
     }
 
@@ -326,7 +326,7 @@ impl KeyService {
         self.revoke_in(&mut tx, caller, &key, reason, now).await?;
         let revoked = tx.key(&key.id).await?.ok_or(ServiceError::NotFound("key"))?;
         tx.commit().await?;
-        self.verifier.invalidate_key(&key.fingerprint);
+        self.verifier.key_changed(&key.fingerprint).await;
         Ok(revoked)
     }
 
@@ -393,7 +393,7 @@ impl KeyService {
         self.audit(&mut tx, caller, Some(&old.project_id), "api_key.rotated", &old.id, data, now)
             .await?;
         tx.commit().await?;
-        self.verifier.invalidate_key(&old.fingerprint);
+        self.verifier.key_changed(&old.fingerprint).await;
         Ok(issued)
     }
 
@@ -437,7 +437,7 @@ impl KeyService {
         )
         .await?;
         tx.commit().await?;
-        self.verifier.invalidate_entitlements(project_id);
+        self.verifier.entitlements_changed(project_id).await;
         Ok(Entitlement {
             product: product.to_string(),
             state,

@@ -75,6 +75,10 @@ pub struct Verifier {
     /// Bumped on every change; a lookup caches only if it is unchanged.
     epoch: AtomicU64,
     usage: Mutex<Usage>,
+    /// Set once this replica listens for changes (PostgreSQL).
+    listening: std::sync::atomic::AtomicBool,
+    /// Announcements waiting to hear their own notification back.
+    echoes: Mutex<HashMap<String, tokio::sync::oneshot::Sender<()>>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -94,6 +98,8 @@ impl Verifier {
             entitlements: RwLock::default(),
             epoch: AtomicU64::new(0),
             usage: Mutex::default(),
+            listening: Default::default(),
+            echoes: Mutex::default(),
         }
     }
 
@@ -191,6 +197,94 @@ impl Verifier {
     pub fn invalidate_entitlements(&self, project_id: &str) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.entitlements.write().unwrap_or_else(|e| e.into_inner()).remove(project_id);
+    }
+
+    /// Forgets a changed key here and tells the other replicas. Called
+    /// after the change commits and before it is reported done.
+    pub async fn key_changed(&self, fingerprint_hex: &str) {
+        self.invalidate_key(fingerprint_hex);
+        self.announce(&format!("key:{fingerprint_hex}")).await;
+    }
+
+    pub async fn entitlements_changed(&self, project_id: &str) {
+        self.invalidate_entitlements(project_id);
+        self.announce(&format!("entitlements:{project_id}")).await;
+    }
+
+    /// Sends the change and, when this replica listens too, waits (at most
+    /// a second) until its own listener hears it back. PostgreSQL hands a
+    /// notification to every listener at once, so by then the others have
+    /// it as well: the change is reported done one notification round trip
+    /// after the commit, and the next verify anywhere sees it.
+    async fn announce(&self, what: &str) {
+        let nonce = crate::keys::token::random_base62(16);
+        let heard = self.listening.load(Ordering::Acquire).then(|| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.echoes.lock().unwrap_or_else(|e| e.into_inner()).insert(nonce.clone(), tx);
+            rx
+        });
+        if let Err(e) = self.store.announce_cache_change(&format!("{what}|{nonce}")).await {
+            // The other replicas' caches may now be stale until their
+            // listener reconnects and drops everything.
+            tracing::error!(error = %e, "could not tell the other replicas about a change");
+        }
+        if let Some(heard) = heard {
+            if tokio::time::timeout(std::time::Duration::from_secs(1), heard).await.is_err() {
+                tracing::warn!("a change was not heard back within a second");
+            }
+            self.echoes.lock().unwrap_or_else(|e| e.into_inner()).remove(&nonce);
+        }
+    }
+
+    /// Drops every cached key and entitlement.
+    pub fn forget_everything(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.keys.write().unwrap_or_else(|e| e.into_inner()).clear();
+        self.entitlements.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Applies a replica's change (`key:<fp>|<nonce>`,
+    /// `entitlements:<id>|<nonce>`); one of ours wakes its announcer.
+    pub fn apply_remote_change(&self, message: &str) {
+        let (what, nonce) = message.rsplit_once('|').unwrap_or((message, ""));
+        if let Some(waiting) = self.echoes.lock().unwrap_or_else(|e| e.into_inner()).remove(nonce) {
+            let _ = waiting.send(());
+        }
+        match what.split_once(':') {
+            Some(("key", fp)) => self.invalidate_key(fp),
+            Some(("entitlements", project)) => self.invalidate_entitlements(project),
+            _ => self.forget_everything(),
+        }
+    }
+
+    /// Follows the other replicas' changes until the task is dropped. A
+    /// lost connection drops the whole cache, since changes may have been
+    /// missed while it was down. Returns at once on SQLite.
+    pub async fn follow_other_replicas(self: std::sync::Arc<Self>) {
+        let mut listener = loop {
+            match self.store.cache_listener().await {
+                Ok(Some(listener)) => {
+                    self.listening.store(true, Ordering::Release);
+                    break listener;
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for other replicas' changes; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        };
+        loop {
+            match listener.next().await {
+                Ok(Some(what)) => self.apply_remote_change(&what),
+                Ok(None) => self.forget_everything(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "listening for other replicas' changes failed; cache dropped");
+                    self.forget_everything();
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+        }
     }
 
     fn count_use(&self, key_id: &str, now: i64) {

@@ -13,6 +13,7 @@ mod incidents;
 mod jobs;
 mod keys;
 mod migrate;
+mod notify;
 mod projects;
 mod sessions;
 mod sources;
@@ -29,6 +30,7 @@ pub use audit::{AuditEvent, ChainBreak, NewAuditEvent, GENESIS_HASH};
 pub use incidents::{AlertSettings, Incident, Place};
 pub use jobs::{Job, NewJob, QueueDepth};
 pub use keys::{ApiKey, KeyUpdate, NewApiKey, RevokeReason};
+pub use notify::{CacheListener, CHANNEL as CACHE_CHANNEL};
 pub use projects::{Entitlement, EntitlementState, Member, Project, Role};
 pub use sessions::SessionRow;
 pub use sources::{SourceOutcome, SourceStatus};
@@ -67,6 +69,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// For connections outside the pool (LISTEN).
+    url: String,
     sqlite_writer: Arc<Mutex<()>>,
 }
 
@@ -119,6 +123,7 @@ impl Store {
         let store = Store {
             pool,
             backend,
+            url: url.to_string(),
             sqlite_writer: Arc::new(Mutex::new(())),
         };
         migrate::run(&store).await?;
