@@ -160,8 +160,44 @@ async fn an_entitlement_change_on_one_replica_reaches_the_other() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(
-        call(&http, &b.base, None, "POST", "/v1/keys/verify", verify).await.1["code"],
-        "NOT_ENTITLED"
-    );
+    let changed_at = Instant::now();
+    while call(&http, &b.base, None, "POST", "/v1/keys/verify", verify.clone()).await.1["code"] != "NOT_ENTITLED" {
+        assert!(
+            changed_at.elapsed() < Duration::from_millis(200),
+            "B kept the old entitlement for 200 ms"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn singleton_work_runs_on_one_replica_and_fails_over_when_its_leader_dies() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let Some(url) = common::postgres_database().await else { return };
+    let running = Arc::new(AtomicUsize::new(0));
+    let work = |replica: usize, running: Arc<AtomicUsize>| {
+        move || {
+            let running = running.clone();
+            async move {
+                running.store(replica, Ordering::SeqCst);
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    let store_a = Store::open(&url).await.unwrap();
+    let store_b = Store::open(&url).await.unwrap();
+    let a = tokio::spawn(keyward::sources::while_leader(store_a, "feed", work(1, running.clone())));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let b = tokio::spawn(keyward::sources::while_leader(store_b, "feed", work(2, running.clone())));
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(running.load(Ordering::SeqCst), 1, "the second replica ran the singleton too");
+
+    // The leader dies: its lock connection goes with it.
+    a.abort();
+    let died = Instant::now();
+    while running.load(Ordering::SeqCst) != 2 {
+        assert!(died.elapsed() < Duration::from_secs(10), "no replica took the lead over");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("replicas: the follower took the lead {:?} after the leader died", died.elapsed());
+    b.abort();
 }

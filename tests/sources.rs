@@ -539,7 +539,7 @@ async fn feed_waits_the_interval_the_server_asks_for() {
     let e = env(common::Backend::Sqlite).await.unwrap();
     e.github.state.lock().unwrap().poll_interval = 1;
     let poller = feed_poller(&e, Duration::from_millis(50)).await;
-    let task = tokio::spawn(poller.run());
+    let task = tokio::spawn(async move { poller.run().await });
     tokio::time::sleep(Duration::from_millis(2_600)).await;
     task.abort();
     let times: Vec<Instant> = e.github.requests().iter().filter(|(_, p, _)| p == "/events").map(|r| r.0).collect();

@@ -25,6 +25,7 @@ use keyward::sources::gitlab::GitLabApi;
 use keyward::sources::pushes::{CodeHosts, PushWorker};
 use keyward::sources::schedule::Scheduler;
 use keyward::sources::watch;
+use keyward::sources::while_leader;
 
 /// How often verify counts reach the database.
 const USAGE_FLUSH: Duration = Duration::from_secs(1);
@@ -211,18 +212,25 @@ fn start_sources(opened: &Opened, responder: &Arc<LeakResponder>, webhooks: &Web
     let mut tasks = vec![tokio::spawn(worker.run())];
     if let Some(options) = settings.feed.clone() {
         tracing::info!(feeds = ?options.feeds, "polling GitHub's event feed");
-        tasks.push(tokio::spawn(
-            FeedPoller::new(github, responder.clone(), engine.clone(), options).run(),
-        ));
+        let poller = Arc::new(FeedPoller::new(github, responder.clone(), engine.clone(), options));
+        let store = opened.service.store().clone();
+        tasks.push(tokio::spawn(while_leader(store, "feed", move || {
+            let poller = poller.clone();
+            async move { poller.run().await }
+        })));
     }
     if !settings.schedule.is_empty() {
-        let scheduler = Scheduler::new(
+        let scheduler = Arc::new(Scheduler::new(
             settings.schedule.clone(),
             engine.clone(),
             responder.clone(),
             settings.data_dir.join("mirrors"),
-        );
-        tasks.push(tokio::spawn(scheduler.run()));
+        ));
+        let store = opened.service.store().clone();
+        tasks.push(tokio::spawn(while_leader(store, "schedule", move || {
+            let scheduler = scheduler.clone();
+            async move { scheduler.run().await }
+        })));
     }
     let watch = if settings.watch_paths.is_empty() {
         None

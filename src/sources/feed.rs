@@ -119,7 +119,7 @@ impl FeedPoller {
     }
 
     /// Polls until the task is dropped.
-    pub async fn run(self) {
+    pub async fn run(&self) {
         loop {
             let wait = self.poll_once().await;
             tokio::time::sleep(wait).await;

@@ -43,3 +43,39 @@ pub enum SourceError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
+
+/// How often a leader checks that it still holds its lock, and a follower
+/// tries to take it.
+const LEAD_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs `work` on one replica at a time: while this replica holds the lead
+/// for `name`, and again after winning it back. Returns never.
+pub async fn while_leader<F, Fut>(store: crate::store::Store, name: &'static str, work: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        match store.try_lead(name).await {
+            Ok(Some(mut lead)) => {
+                tracing::info!(work = name, "leading");
+                let task = work();
+                tokio::pin!(task);
+                loop {
+                    tokio::select! {
+                        () = &mut task => return,
+                        () = tokio::time::sleep(LEAD_CHECK) => {
+                            if !lead.holds().await {
+                                tracing::warn!(work = name, "lost the lead");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(work = name, error = %e, "cannot try for the lead"),
+        }
+        tokio::time::sleep(LEAD_CHECK).await;
+    }
+}

@@ -86,7 +86,7 @@ impl Scheduler {
     }
 
     /// Scans each repository when it is due, until the task is dropped.
-    pub async fn run(self) {
+    pub async fn run(&self) {
         let mut due: Vec<Instant> = vec![Instant::now(); self.repos.len()];
         loop {
             for (repo, at) in self.repos.iter().zip(due.iter_mut()) {
