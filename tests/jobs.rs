@@ -114,3 +114,19 @@ both!(expired_lease_is_taken_over, |s: Store| async move {
     );
     assert!(s.complete_job(&taken[0].id, "other", now_ms()).await.unwrap());
 });
+
+both!(a_clean_shutdown_hands_claimed_jobs_back_at_once, |s: Store| async move {
+    for i in 0..5 {
+        s.enqueue(&job(i, 3), now_ms()).await.unwrap();
+    }
+    let lease = 3_600_000;
+    let claimed = s.claim_jobs("stopping", "test.", 3, lease, now_ms()).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    assert_eq!(s.release_jobs("stopping", now_ms()).await.unwrap(), 3);
+    assert_eq!(s.release_jobs("stopping", now_ms()).await.unwrap(), 0);
+    // Without waiting for the hour-long lease, another worker gets all five,
+    // and a released claim does not count as an attempt.
+    let taken = s.claim_jobs("next", "test.", 10, lease, now_ms()).await.unwrap();
+    assert_eq!(taken.len(), 5);
+    assert!(taken.iter().all(|j| j.attempts == 1), "{taken:?}");
+});

@@ -142,6 +142,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             from: opened.settings.smtp_from.clone(),
         };
         let worker = AlertWorker::new(service.store().clone(), email, responder.alert_signal()).with_lease_ms(opened.settings.job_lease_ms);
+        let mut workers = vec![worker.id().to_string()];
         let alerts = tokio::spawn(worker.run());
         let webhooks = Webhooks {
             github_secret: opened.settings.github.webhook_secret.clone(),
@@ -149,6 +150,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             wake: Arc::new(tokio::sync::Notify::new()),
         };
         let sources = start_sources(&opened, &responder, &webhooks)?;
+        workers.push(sources.push_worker.clone());
         let partner_keys = |url: &Option<String>| url.clone().map(|u| Arc::new(PartnerKeys::new(u)));
         let router = app(AppState {
             service: service.clone(),
@@ -163,8 +165,17 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             .await?;
         flusher.abort();
         coherence.abort();
+        // Stop taking work, then hand back what is claimed so another
+        // replica (or the next start) runs it now, not after the lease.
         alerts.abort();
         sources.stop();
+        for worker in &workers {
+            match service.store().release_jobs(worker, keyward::store::now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(jobs = n, "claimed jobs released"),
+                Err(e) => tracing::warn!(error = %e, "claimed jobs not released; their lease will run out"),
+            }
+        }
         service.verifier().flush_usage().await.context("flushing usage counters")?;
         service.store().close().await;
         tracing::info!("stopped");
@@ -175,6 +186,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
 /// The daemon's leak sources, stopped together at shutdown.
 struct Sources {
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    push_worker: String,
     _watch: Option<watch::Watch>,
 }
 
@@ -209,6 +221,7 @@ fn start_sources(opened: &Opened, responder: &Arc<LeakResponder>, webhooks: &Web
         gitlab: Some(GitLabApi::new(&settings.gitlab.api_url, settings.gitlab.token.as_deref())?),
     };
     let worker = PushWorker::new(responder.clone(), engine.clone(), hosts, webhooks.wake.clone()).with_lease_ms(settings.job_lease_ms);
+    let push_worker = worker.id().to_string();
     let mut tasks = vec![tokio::spawn(worker.run())];
     if let Some(options) = settings.feed.clone() {
         tracing::info!(feeds = ?options.feeds, "polling GitHub's event feed");
@@ -243,7 +256,11 @@ fn start_sources(opened: &Opened, responder: &Arc<LeakResponder>, webhooks: &Web
             tokio::runtime::Handle::current(),
         )?)
     };
-    Ok(Sources { tasks, _watch: watch })
+    Ok(Sources {
+        tasks,
+        push_worker,
+        _watch: watch,
+    })
 }
 
 async fn flush_usage_forever(service: Arc<KeyService>) {

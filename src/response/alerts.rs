@@ -130,6 +130,11 @@ impl AlertWorker {
         }
     }
 
+    /// The name its claims are recorded under.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// How long a claim lasts before another worker may take the job over.
     pub fn with_lease_ms(mut self, lease_ms: i64) -> AlertWorker {
         self.lease_ms = lease_ms.max(100);

@@ -97,6 +97,11 @@ impl PushWorker {
         }
     }
 
+    /// The name its claims are recorded under.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     pub fn with_lease_ms(mut self, lease_ms: i64) -> PushWorker {
         self.lease_ms = lease_ms.max(100);
         self
