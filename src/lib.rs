@@ -8,6 +8,7 @@
 pub mod config;
 pub mod engine;
 pub mod keys;
+pub mod metrics;
 pub mod response;
 pub mod server;
 pub mod service;

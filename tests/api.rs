@@ -387,3 +387,33 @@ both_backends!(openapi_document_lists_the_contract, |s: common::Server| async mo
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_a_request_id() {
+    let s = common::Server::start(common::Backend::Sqlite).await.unwrap();
+    let fresh = s.http.get(format!("{}/healthz", s.base)).send().await.unwrap();
+    let id = fresh
+        .headers()
+        .get("x-request-id")
+        .expect("a request id")
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(id.len(), 26, "a ULID: {id}");
+    let echoed = s
+        .http
+        .get(format!("{}/healthz", s.base))
+        .header("x-request-id", "trace-7f3a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "trace-7f3a");
+    let unprintable = s
+        .http
+        .get(format!("{}/healthz", s.base))
+        .header("x-request-id", "a b")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(unprintable.headers()["x-request-id"], "a b");
+}

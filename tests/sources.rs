@@ -260,6 +260,20 @@ both_backends_with!(
             metrics.contains("keyward_source_lag_seconds{source=\"github-webhook\""),
             "{metrics}"
         );
+        let value = |name: &str| -> f64 {
+            let line = metrics
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("{name} missing: {metrics}"));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        // Counters are per process and tests share one: at least this test's.
+        assert!(value("keyward_revocations_total") >= 1.0);
+        assert!(value("keyward_findings_total") >= 1.0);
+        assert!(value("keyward_scanned_bytes_total") > 0.0);
+        assert!(value("keyward_alerts_delivered_total") >= 1.0);
+        assert!(value("keyward_verify_seconds_count{code=\"REVOKED\"}") >= 1.0);
+        assert!(value("keyward_verify_seconds_bucket{code=\"VALID\",le=\"+Inf\"}") >= 1.0);
     }
 );
 

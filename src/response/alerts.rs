@@ -174,10 +174,12 @@ impl AlertWorker {
         let now = now_ms();
         match outcome {
             Ok(()) => {
+                crate::metrics::Metrics::add(&crate::metrics::METRICS.alerts_delivered, 1);
                 self.store.complete_job(&job.id, &self.id, now).await?;
                 tracing::info!(job = %job.id, kind = %job.kind, "alert delivered");
             }
             Err(error) => {
+                crate::metrics::Metrics::add(&crate::metrics::METRICS.alerts_failed, 1);
                 let retry_at = (job.attempts < job.max_attempts).then(|| now + backoff_ms(job.attempts));
                 tracing::warn!(job = %job.id, attempt = job.attempts, dead = retry_at.is_none(), %error, "alert delivery failed");
                 self.store.fail_job(&job.id, &self.id, &error, retry_at, now).await?;

@@ -87,7 +87,36 @@ pub fn app(state: AppState) -> Router {
     api.merge(partner_reports)
         .merge(code_hosts)
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// Gives every request an id (the caller's `X-Request-Id` when it is short
+/// and printable, else a new ULID), runs it inside a tracing span that
+/// carries the id, returns the id in `X-Request-Id`, and logs the outcome.
+/// Only the path is logged: no query string, no header, no body.
+async fn request_id(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    use tracing::Instrument;
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| ulid::Ulid::new().to_string(), str::to_string);
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let started = std::time::Instant::now();
+    let mut response = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "request"
+        );
+    });
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
 /// Answers 413 from the declared `Content-Length` alone, before a byte of

@@ -77,11 +77,60 @@ pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, App
     for st in statuses.iter().filter(|st| st.lag_ms.is_some()) {
         sample(&mut out, "keyward_source_lag_seconds", st, st.lag_ms.unwrap_or(0) as f64 / 1000.0);
     }
+    process_metrics(&mut out);
     family(&mut out, "keyward_jobs", "gauge", "Jobs in the durable queue, by state.");
     for (state, n) in [("pending", depth.pending), ("running", depth.running), ("dead", depth.dead)] {
         out.push_str(&format!("keyward_jobs{{state=\"{state}\"}} {n}\n"));
     }
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}
+
+/// The counters this process keeps in memory (`crate::metrics`).
+fn process_metrics(out: &mut String) {
+    use crate::metrics::{Metrics, METRICS, VERIFY_BUCKETS};
+    use crate::service::VerifyCode;
+    family(
+        out,
+        "keyward_verify_seconds",
+        "histogram",
+        "Verify calls by code, and how long they took.",
+    );
+    for code in VerifyCode::ALL {
+        let (buckets, count, sum) = METRICS.verify_histogram(code).snapshot();
+        let code = code.as_str();
+        for (bound, n) in VERIFY_BUCKETS.iter().zip(&buckets) {
+            out.push_str(&format!("keyward_verify_seconds_bucket{{code=\"{code}\",le=\"{bound}\"}} {n}\n"));
+        }
+        out.push_str(&format!("keyward_verify_seconds_bucket{{code=\"{code}\",le=\"+Inf\"}} {count}\n"));
+        out.push_str(&format!("keyward_verify_seconds_sum{{code=\"{code}\"}} {sum}\n"));
+        out.push_str(&format!("keyward_verify_seconds_count{{code=\"{code}\"}} {count}\n"));
+    }
+    for (name, help, counter) in [
+        (
+            "keyward_scanned_bytes_total",
+            "Bytes the daemon's sources scanned.",
+            &METRICS.bytes_scanned,
+        ),
+        (
+            "keyward_findings_total",
+            "Tokens the daemon's sources found and reported.",
+            &METRICS.findings,
+        ),
+        (
+            "keyward_revocations_total",
+            "Keys revoked, by people or by the leak response.",
+            &METRICS.revocations,
+        ),
+        ("keyward_alerts_delivered_total", "Alerts delivered.", &METRICS.alerts_delivered),
+        (
+            "keyward_alerts_failed_total",
+            "Alert deliveries that failed (and will be retried or dead-lettered).",
+            &METRICS.alerts_failed,
+        ),
+    ] {
+        family(out, name, "counter", help);
+        out.push_str(&format!("{name} {}\n", Metrics::get(counter)));
+    }
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {

@@ -343,6 +343,7 @@ impl KeyService {
     ) -> Result<bool, ServiceError> {
         let changed = tx.revoke_key(&key.id, now, reason).await?;
         if changed {
+            crate::metrics::Metrics::add(&crate::metrics::METRICS.revocations, 1);
             let data = json!({"reason": reason.as_str(), "mode": key.mode.as_str(), "scopes": key.scopes});
             self.audit(tx, caller, Some(&key.project_id), "api_key.revoked", &key.id, data, now)
                 .await?;

@@ -29,6 +29,18 @@ pub enum VerifyCode {
 }
 
 impl VerifyCode {
+    /// Every code, in declaration order (`code as usize` indexes it).
+    pub const ALL: [VerifyCode; 8] = [
+        VerifyCode::Valid,
+        VerifyCode::Malformed,
+        VerifyCode::NotFound,
+        VerifyCode::Revoked,
+        VerifyCode::Expired,
+        VerifyCode::WrongMode,
+        VerifyCode::InsufficientScope,
+        VerifyCode::NotEntitled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             VerifyCode::Valid => "VALID",
@@ -77,9 +89,18 @@ pub struct Verifier {
     usage: Mutex<Usage>,
     /// Set once this replica listens for changes (PostgreSQL).
     listening: std::sync::atomic::AtomicBool,
-    /// Announcements waiting to hear their own notification back.
-    echoes: Mutex<HashMap<String, tokio::sync::oneshot::Sender<()>>>,
+    /// This replica's name on the cache channel and in `replicas`.
+    replica_id: String,
+    /// Announcements waiting for the other replicas' acknowledgements.
+    acks: Mutex<HashMap<String, AwaitedAcks>>,
 }
+
+/// The replicas that still have to acknowledge a change, and who to tell
+/// when none is left.
+type AwaitedAcks = (std::collections::HashSet<String>, tokio::sync::oneshot::Sender<()>);
+
+/// A replica not seen for this long is not waited for.
+const REPLICA_LIVE_MS: i64 = 10_000;
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -99,7 +120,8 @@ impl Verifier {
             epoch: AtomicU64::new(0),
             usage: Mutex::default(),
             listening: Default::default(),
-            echoes: Mutex::default(),
+            replica_id: crate::service::new_id("replica"),
+            acks: Mutex::default(),
         }
     }
 
@@ -109,6 +131,13 @@ impl Verifier {
 
     /// Verifies a presented token, optionally for a scope and a mode.
     pub async fn verify(&self, token: &str, scope: Option<&str>, mode: Option<Mode>) -> Result<Verdict, StoreError> {
+        let started = std::time::Instant::now();
+        let verdict = self.judge(token, scope, mode).await?;
+        crate::metrics::METRICS.verified(verdict.code, started.elapsed());
+        Ok(verdict)
+    }
+
+    async fn judge(&self, token: &str, scope: Option<&str>, mode: Option<Mode>) -> Result<Verdict, StoreError> {
         if token::parse(token).is_err() {
             return Ok(Verdict::bare(VerifyCode::Malformed));
         }
@@ -212,27 +241,49 @@ impl Verifier {
     }
 
     /// Sends the change and, when this replica listens too, waits (at most
-    /// a second) until its own listener hears it back. PostgreSQL hands a
-    /// notification to every listener at once, so by then the others have
-    /// it as well: the change is reported done one notification round trip
-    /// after the commit, and the next verify anywhere sees it.
+    /// a second) until every other live replica has acknowledged dropping
+    /// it from its cache: the change is reported done one notification
+    /// round trip after its commit, and the very next verify on any replica
+    /// sees it.
     async fn announce(&self, what: &str) {
         let nonce = crate::keys::token::random_base62(16);
-        let heard = self.listening.load(Ordering::Acquire).then(|| {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            self.echoes.lock().unwrap_or_else(|e| e.into_inner()).insert(nonce.clone(), tx);
-            rx
-        });
-        if let Err(e) = self.store.announce_cache_change(&format!("{what}|{nonce}")).await {
+        let mut acked = None;
+        if self.listening.load(Ordering::Acquire) {
+            let since = now_ms() - REPLICA_LIVE_MS;
+            let others: std::collections::HashSet<String> = match self.store.live_replicas(since).await {
+                Ok(ids) => ids.into_iter().filter(|id| *id != self.replica_id).collect(),
+                Err(_) => Default::default(),
+            };
+            if !others.is_empty() {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                self.acks
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(nonce.clone(), (others, tx));
+                acked = Some(rx);
+            }
+        }
+        let message = format!("change|{what}|{nonce}|{}", self.replica_id);
+        if let Err(e) = self.store.announce_cache_change(&message).await {
             // The other replicas' caches may now be stale until their
             // listener reconnects and drops everything.
             tracing::error!(error = %e, "could not tell the other replicas about a change");
         }
-        if let Some(heard) = heard {
-            if tokio::time::timeout(std::time::Duration::from_secs(1), heard).await.is_err() {
-                tracing::warn!("a change was not heard back within a second");
+        if let Some(acked) = acked {
+            if tokio::time::timeout(std::time::Duration::from_secs(1), acked).await.is_err() {
+                tracing::warn!("not every replica acknowledged a change within a second");
             }
-            self.echoes.lock().unwrap_or_else(|e| e.into_inner()).remove(&nonce);
+            self.acks.lock().unwrap_or_else(|e| e.into_inner()).remove(&nonce);
+        }
+    }
+
+    /// Keeps this replica in the `replicas` table while it listens.
+    async fn heartbeat(self: std::sync::Arc<Self>) {
+        loop {
+            if let Err(e) = self.store.replica_heartbeat(&self.replica_id, now_ms()).await {
+                tracing::warn!(error = %e, "replica heartbeat failed");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(REPLICA_LIVE_MS as u64 / 4)).await;
         }
     }
 
@@ -243,13 +294,38 @@ impl Verifier {
         self.entitlements.write().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
-    /// Applies a replica's change (`key:<fp>|<nonce>`,
-    /// `entitlements:<id>|<nonce>`); one of ours wakes its announcer.
-    pub fn apply_remote_change(&self, message: &str) {
-        let (what, nonce) = message.rsplit_once('|').unwrap_or((message, ""));
-        if let Some(waiting) = self.echoes.lock().unwrap_or_else(|e| e.into_inner()).remove(nonce) {
-            let _ = waiting.send(());
+    /// Applies a message of the cache channel: another replica's change
+    /// (`change|key:<fp>|<nonce>|<replica>`, then acknowledged), or an
+    /// acknowledgement of ours (`ack|<nonce>|<replica>`).
+    pub async fn apply_remote_change(&self, message: &str) {
+        let parts: Vec<&str> = message.split('|').collect();
+        match parts[..] {
+            ["change", what, nonce, from] => {
+                self.apply_change(what);
+                if from != self.replica_id {
+                    let ack = format!("ack|{nonce}|{}", self.replica_id);
+                    if let Err(e) = self.store.announce_cache_change(&ack).await {
+                        tracing::warn!(error = %e, "could not acknowledge a change");
+                    }
+                }
+            }
+            ["ack", nonce, from] => {
+                let mut acks = self.acks.lock().unwrap_or_else(|e| e.into_inner());
+                let done = acks.get_mut(nonce).is_some_and(|(waiting, _)| {
+                    waiting.remove(from);
+                    waiting.is_empty()
+                });
+                if done {
+                    if let Some((_, tx)) = acks.remove(nonce) {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+            _ => self.forget_everything(),
         }
+    }
+
+    fn apply_change(&self, what: &str) {
         match what.split_once(':') {
             Some(("key", fp)) => self.invalidate_key(fp),
             Some(("entitlements", project)) => self.invalidate_entitlements(project),
@@ -265,6 +341,7 @@ impl Verifier {
             match self.store.cache_listener().await {
                 Ok(Some(listener)) => {
                     self.listening.store(true, Ordering::Release);
+                    tokio::spawn(self.clone().heartbeat());
                     break listener;
                 }
                 Ok(None) => return,
@@ -276,7 +353,7 @@ impl Verifier {
         };
         loop {
             match listener.next().await {
-                Ok(Some(what)) => self.apply_remote_change(&what),
+                Ok(Some(message)) => self.apply_remote_change(&message).await,
                 Ok(None) => self.forget_everything(),
                 Err(e) => {
                     tracing::warn!(error = %e, "listening for other replicas' changes failed; cache dropped");

@@ -55,6 +55,7 @@ pub fn scan_added(engine: &Engine, patch: &str) -> Vec<Finding> {
         return Vec::new();
     }
     let text = added.iter().map(|a| a.text).collect::<Vec<_>>().join("\n");
+    crate::metrics::Metrics::add(&crate::metrics::METRICS.bytes_scanned, text.len() as u64);
     let mut stream = Stream::new(engine);
     let mut findings = Vec::new();
     // Reading from memory cannot fail, and binary sniffing is off.

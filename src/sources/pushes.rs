@@ -182,6 +182,7 @@ fn not_configured(host: &str) -> SourceError {
 
 /// Hands every sighting to the leak response, then pokes the alert workers.
 pub async fn report_all(responder: &LeakResponder, sightings: &[Sighting]) -> Result<(), SourceError> {
+    crate::metrics::Metrics::add(&crate::metrics::METRICS.findings, sightings.len() as u64);
     for sighting in sightings {
         responder.report(sighting.finding.secret.expose(), &sighting.place).await?;
     }

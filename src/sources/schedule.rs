@@ -164,6 +164,7 @@ fn scan_repo(
         let known = git::known_commits(&path, previous);
         git::scan_range(engine, &path, &[], &known, false)?
     };
+    crate::metrics::Metrics::add(&crate::metrics::METRICS.bytes_scanned, scan.stats.bytes);
     for error in &scan.stats.errors {
         tracing::warn!(repo = %repo.shown(), %error, "object unreadable in scheduled scan");
     }

@@ -95,6 +95,7 @@ fn rescan(engine: &Engine, paths: &BTreeSet<PathBuf>, reported: &mut HashMap<Pat
         reported.retain(|path, _| !path.starts_with(gone));
     }
     let (found, stats) = files::scan_paths(engine, &existing, &WalkOptions::default());
+    crate::metrics::Metrics::add(&crate::metrics::METRICS.bytes_scanned, stats.bytes);
     for error in &stats.errors {
         tracing::warn!(path = %error.path.display(), error = %error.message, "watched file unreadable");
     }

@@ -34,6 +34,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "console",
         sql: include_str!("../../migrations/0004_console.sql"),
     },
+    Migration {
+        version: 5,
+        name: "replicas",
+        sql: include_str!("../../migrations/0005_replicas.sql"),
+    },
 ];
 
 /// Any constant works; it only has to be the same in every replica.

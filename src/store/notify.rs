@@ -5,7 +5,7 @@
 
 use sqlx::postgres::PgListener;
 
-use super::{Backend, Store, StoreError};
+use super::{get, Backend, Store, StoreError};
 
 pub const CHANNEL: &str = "keyward_cache";
 
@@ -44,5 +44,31 @@ impl Store {
         let mut listener = PgListener::connect(&self.url).await?;
         listener.listen(CHANNEL).await?;
         Ok(Some(CacheListener(listener)))
+    }
+}
+
+impl Store {
+    /// Records that replica `id` is alive.
+    pub async fn replica_heartbeat(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO replicas (id, seen_at) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx.inner)
+            .await?;
+        sqlx::query("DELETE FROM replicas WHERE seen_at < $1")
+            .bind(now - 3_600_000)
+            .execute(&mut *tx.inner)
+            .await?;
+        tx.commit().await
+    }
+
+    /// Replicas seen since `since`.
+    pub async fn live_replicas(&self, since: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM replicas WHERE seen_at >= $1")
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| get(r, "id")).collect()
     }
 }

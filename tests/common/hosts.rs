@@ -47,6 +47,8 @@ pub struct HostState {
     pub authorizations: Vec<(String, String)>,
     /// Whole files by "sha:path", for the contents API.
     pub raw: HashMap<String, String>,
+    /// How long each compare takes, to let a test kill a busy worker.
+    pub compare_delay_ms: u64,
 }
 
 #[derive(Clone)]
@@ -198,6 +200,8 @@ async fn gh_compare(
     Path((owner, repo, range)): Path<(String, String, String)>,
 ) -> Response {
     record(&state, format!("/repos/{owner}/{repo}/compare/{range}"), &headers);
+    let delay = state.lock().unwrap().compare_delay_ms;
+    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     let (shas, commits) = {
         let s = state.lock().unwrap();
         let Some(shas) = s.ranges.get(&range).cloned() else {
