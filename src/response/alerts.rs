@@ -143,18 +143,7 @@ impl AlertWorker {
 
     /// Delivers until the task is dropped; wakes early when poked.
     pub async fn run(self) {
-        loop {
-            match self.run_once().await {
-                Ok(0) => {
-                    let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "alert queue unavailable");
-                    tokio::time::sleep(IDLE_POLL).await;
-                }
-            }
-        }
+        work_forever("alert", &self.wake, || self.run_once()).await
     }
 
     /// Claims and delivers one batch; returns how many jobs it handled.
@@ -237,6 +226,27 @@ async fn expect_success(sent: Result<reqwest::Response, reqwest::Error>) -> Resu
         Ok(())
     } else {
         Err(format!("receiver answered {}", response.status()))
+    }
+}
+
+/// Runs a queue worker's rounds until the task is dropped: at once while
+/// there is work, else after a poke or a second, whichever comes first.
+pub async fn work_forever<F, Fut>(queue: &str, wake: &Notify, mut round: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, crate::store::StoreError>>,
+{
+    loop {
+        match round().await {
+            Ok(0) => {
+                let _ = tokio::time::timeout(IDLE_POLL, wake.notified()).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(queue, error = %e, "job queue unavailable");
+                tokio::time::sleep(IDLE_POLL).await;
+            }
+        }
     }
 }
 

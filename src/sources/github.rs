@@ -20,7 +20,6 @@ use sha2::Sha256;
 use super::patch::scan_added;
 use super::{Sighting, SourceError};
 use crate::engine::Engine;
-use crate::store::Place;
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 pub const EVENT_HEADER: &str = "x-github-event";
@@ -366,24 +365,10 @@ async fn scan_files(
 }
 
 fn place_all(event: &PushEvent, sha: &str, found: Vec<(String, crate::engine::Finding)>) -> Vec<Sighting> {
-    found
-        .into_iter()
-        .map(|(path, finding)| Sighting {
-            place: Place {
-                source_kind: "github_push".into(),
-                repository: event.repository.full_name.clone(),
-                commit_sha: sha.to_string(),
-                url: format!(
-                    "{}/blob/{sha}/{path}#L{}",
-                    event.repository.html_url.trim_end_matches('/'),
-                    finding.line
-                ),
-                line: i64::try_from(finding.line).ok(),
-                path,
-            },
-            finding,
-        })
-        .collect()
+    let base = event.repository.html_url.trim_end_matches('/');
+    super::sightings_at("github_push", &event.repository.full_name, sha, found, |path, line| {
+        format!("{base}/blob/{sha}/{path}#L{line}")
+    })
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use subtle::ConstantTimeEq;
 use super::patch::scan_added;
 use super::{Sighting, SourceError};
 use crate::engine::{Engine, Finding};
-use crate::store::Place;
 
 pub const TOKEN_HEADER: &str = "x-gitlab-token";
 pub const EVENT_HEADER: &str = "x-gitlab-event";
@@ -174,24 +173,10 @@ async fn scan_diffs(engine: &Arc<Engine>, diffs: Vec<Diff>) -> Result<Vec<(Strin
 }
 
 fn place_all(hook: &PushHook, sha: &str, found: Vec<(String, Finding)>) -> Vec<Sighting> {
-    found
-        .into_iter()
-        .map(|(path, finding)| Sighting {
-            place: Place {
-                source_kind: "gitlab_push".into(),
-                repository: hook.project.path_with_namespace.clone(),
-                commit_sha: sha.to_string(),
-                url: format!(
-                    "{}/-/blob/{sha}/{path}#L{}",
-                    hook.project.web_url.trim_end_matches('/'),
-                    finding.line
-                ),
-                line: i64::try_from(finding.line).ok(),
-                path,
-            },
-            finding,
-        })
-        .collect()
+    let base = hook.project.web_url.trim_end_matches('/');
+    super::sightings_at("gitlab_push", &hook.project.path_with_namespace, sha, found, |path, line| {
+        format!("{base}/-/blob/{sha}/{path}#L{line}")
+    })
 }
 
 #[cfg(test)]

@@ -26,6 +26,31 @@ pub struct Sighting {
     pub finding: Finding,
 }
 
+/// Places the findings of one commit of a push: repository, commit, path,
+/// line, and the link `url(path, line)` makes.
+fn sightings_at(
+    source_kind: &str,
+    repository: &str,
+    sha: &str,
+    found: Vec<(String, Finding)>,
+    url: impl Fn(&str, u64) -> String,
+) -> Vec<Sighting> {
+    found
+        .into_iter()
+        .map(|(path, finding)| Sighting {
+            place: Place {
+                source_kind: source_kind.to_string(),
+                repository: repository.to_string(),
+                commit_sha: sha.to_string(),
+                url: url(&path, finding.line),
+                line: i64::try_from(finding.line).ok(),
+                path,
+            },
+            finding,
+        })
+        .collect()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("configuration: {0}")]

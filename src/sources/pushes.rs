@@ -7,7 +7,6 @@
 //! again. A code host that is down means a retry with backoff, not a loss.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -16,7 +15,7 @@ use super::github::{self, GitHubApi, PushEvent};
 use super::gitlab::{self, GitLabApi, PushHook};
 use super::{Sighting, SourceError};
 use crate::engine::Engine;
-use crate::response::alerts::backoff_ms;
+use crate::response::alerts::{backoff_ms, work_forever};
 use crate::response::LeakResponder;
 use crate::store::{now_ms, Job, NewJob, SourceOutcome, Store, StoreError};
 
@@ -27,7 +26,6 @@ pub const GITHUB_SOURCE: &str = "github-webhook";
 pub const GITLAB_SOURCE: &str = "gitlab-webhook";
 const MAX_ATTEMPTS: i64 = 10;
 const BATCH: i64 = 16;
-const IDLE_POLL: Duration = Duration::from_secs(1);
 const DEFAULT_LEASE_MS: i64 = 60_000;
 
 /// A job's payload: the push and when its webhook arrived.
@@ -109,18 +107,7 @@ impl PushWorker {
 
     /// Works until the task is dropped; a webhook's poke wakes it at once.
     pub async fn run(self) {
-        loop {
-            match self.run_once().await {
-                Ok(0) => {
-                    let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "push queue unavailable");
-                    tokio::time::sleep(IDLE_POLL).await;
-                }
-            }
-        }
+        work_forever("push", &self.wake, || self.run_once()).await
     }
 
     /// Claims and handles one batch; returns how many jobs it handled.
