@@ -417,3 +417,41 @@ async fn every_response_carries_a_request_id() {
         .unwrap();
     assert_ne!(unprintable.headers()["x-request-id"], "a b");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_webhooks_are_rate_limited_with_retry_after() {
+    use keyward::server::limits::{Limiter, RateLimits};
+    let limits = RateLimits {
+        verify_per_ip: Limiter::new(0.5, 6.0),
+        verify_per_key: Limiter::new(0.5, 3.0),
+        webhooks_per_ip: Limiter::new(0.5, 2.0),
+    };
+    let setup = common::Setup {
+        limits: Some(std::sync::Arc::new(limits)),
+        ..common::Setup::default()
+    };
+    let s = common::Server::start_with(common::Backend::Sqlite, setup).await.unwrap();
+    let verify = |key: &str| s.http.post(format!("{}/v1/keys/verify", s.base)).json(&json!({"key": key})).send();
+    // Per key: three verifies of one key, then 429; another key still passes.
+    for _ in 0..3 {
+        assert_eq!(verify(&s.admin).await.unwrap().status(), 200);
+    }
+    let limited = verify(&s.admin).await.unwrap();
+    assert_eq!(limited.status(), 429);
+    let wait: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "Retry-After: {wait}");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(!body.to_string().contains(&s.admin));
+    // Per address: six verifies in all from 127.0.0.1 (four so far), then 429.
+    assert_eq!(verify("kw_sk_live_guess1").await.unwrap().status(), 200);
+    assert_eq!(verify("kw_sk_live_guess2").await.unwrap().status(), 200);
+    assert_eq!(verify("kw_sk_live_guess3").await.unwrap().status(), 429);
+    // Webhooks: two deliveries, then 429 before any signature work.
+    let hook = || s.http.post(format!("{}/webhooks/github", s.base)).body("{}").send();
+    assert_eq!(hook().await.unwrap().status(), 503);
+    assert_eq!(hook().await.unwrap().status(), 503);
+    let limited = hook().await.unwrap();
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+}

@@ -159,6 +159,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             gitlab_keys: partner_keys(&opened.settings.gitlab_keys_url),
             webhooks,
             console: Arc::new(keyward::server::console::Console::new(opened.settings.secure_cookies)),
+            limits: Arc::new(keyward::server::limits::RateLimits::from_env()),
         });
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown_signal())

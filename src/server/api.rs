@@ -157,7 +157,17 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Resu
 
 #[utoipa::path(post, path = "/v1/keys/verify", request_body = VerifyRequest,
     responses((status = 200, body = VerifyResponse, description = "always 200; `code` says why a key is not valid")))]
-pub async fn verify(State(s): State<AppState>, JsonBody(body): JsonBody<VerifyRequest>) -> Result<Json<VerifyResponse>, AppError> {
+pub async fn verify(
+    State(s): State<AppState>,
+    extensions: axum::http::Extensions,
+    JsonBody(body): JsonBody<VerifyRequest>,
+) -> Result<Json<VerifyResponse>, AppError> {
+    s.limits
+        .verify_per_ip
+        .check(&super::peer(&extensions))
+        .map_err(AppError::too_many)?;
+    let key_hash = hex::encode(&Sha256::digest(body.key.as_bytes())[..16]);
+    s.limits.verify_per_key.check(&key_hash).map_err(AppError::too_many)?;
     if let Some(scope) = body.scope.as_deref() {
         if scope.is_empty() || scope.len() > 200 {
             return Err(AppError::invalid("scope must be 1 to 200 characters"));

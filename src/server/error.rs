@@ -13,6 +13,8 @@ pub struct AppError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds, sent as `Retry-After` with a 429.
+    pub retry_after: Option<u64>,
 }
 
 impl AppError {
@@ -21,6 +23,7 @@ impl AppError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -40,6 +43,17 @@ impl AppError {
         AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is too large")
     }
 
+    pub fn too_many(wait: std::time::Duration) -> AppError {
+        AppError {
+            retry_after: Some(wait.as_secs().max(1)),
+            ..AppError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests; retry after the time in Retry-After",
+            )
+        }
+    }
+
     pub fn not_found(what: &str) -> AppError {
         AppError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
     }
@@ -48,7 +62,11 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

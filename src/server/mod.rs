@@ -10,6 +10,7 @@ mod api;
 pub mod console;
 mod dto;
 mod error;
+pub mod limits;
 mod openapi;
 mod partners;
 mod status;
@@ -45,6 +46,7 @@ pub struct AppState {
     pub gitlab_keys: Option<Arc<PartnerKeys>>,
     pub webhooks: Webhooks,
     pub console: Arc<console::Console>,
+    pub limits: Arc<limits::RateLimits>,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -174,6 +176,14 @@ impl FromRequestParts<AppState> for Authed {
         let caller = state.service.authenticate(token).await?;
         Ok(Authed(caller.with_ip(client_ip(parts))))
     }
+}
+
+/// The client's address as a limiter key; empty when unknown.
+pub(crate) fn peer(extensions: &axum::http::Extensions) -> String {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_default()
 }
 
 fn client_ip(parts: &Parts) -> String {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
@@ -34,7 +34,11 @@ pub struct Webhooks {
 
 type Answer = (StatusCode, Json<Value>);
 
-pub async fn github(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Answer, AppError> {
+pub async fn github(State(s): State<AppState>, extensions: Extensions, headers: HeaderMap, body: Bytes) -> Result<Answer, AppError> {
+    s.limits
+        .webhooks_per_ip
+        .check(&super::peer(&extensions))
+        .map_err(AppError::too_many)?;
     let secret = s.webhooks.github_secret.as_deref().ok_or_else(not_configured)?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let signature = header(github::SIGNATURE_HEADER).ok_or_else(|| bad_signature("X-Hub-Signature-256 is missing"))?;
@@ -52,7 +56,11 @@ pub async fn github(State(s): State<AppState>, headers: HeaderMap, body: Bytes) 
     }
 }
 
-pub async fn gitlab(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Answer, AppError> {
+pub async fn gitlab(State(s): State<AppState>, extensions: Extensions, headers: HeaderMap, body: Bytes) -> Result<Answer, AppError> {
+    s.limits
+        .webhooks_per_ip
+        .check(&super::peer(&extensions))
+        .map_err(AppError::too_many)?;
     let secret = s.webhooks.gitlab_secret.as_deref().ok_or_else(not_configured)?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let token = header(gitlab::TOKEN_HEADER).ok_or_else(|| bad_signature("X-Gitlab-Token is missing"))?;

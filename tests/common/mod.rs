@@ -28,6 +28,7 @@ pub struct Setup {
     pub gitlab_keys_url: Option<String>,
     pub smtp_url: Option<String>,
     pub webhooks: keyward::server::Webhooks,
+    pub limits: Option<Arc<keyward::server::limits::RateLimits>>,
 }
 
 pub struct Server {
@@ -94,6 +95,7 @@ impl Server {
             gitlab_keys: keys(&setup.gitlab_keys_url),
             webhooks: setup.webhooks.clone(),
             console: Default::default(),
+            limits: setup.limits.clone().unwrap_or_default(),
         });
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
