@@ -212,3 +212,40 @@ fn pem_in_a_doc_comment_redacts_to_base64() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].redacted, "-----BEGIN EC PRIVATE KEY-----…5qR7");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// A token planted anywhere in random printable text is found exactly
+    /// once, at its offset and line, whatever the chunk size and however
+    /// the reads are cut.
+    #[test]
+    fn a_planted_token_is_found_at_any_offset_across_chunk_boundaries(
+        before in "[ -~\n]{0,400}",
+        after in "[ -~\n]{0,400}",
+        chunk in 1usize..300,
+        read in 1usize..64,
+    ) {
+        let e = engine(false);
+        let text = format!("{before} {GHP} {after}");
+        let mut stream = Stream::with_chunk_size(&e, chunk);
+        let mut out = Vec::new();
+        let mut rest = text.as_bytes();
+        while !rest.is_empty() {
+            let spare = stream.spare();
+            let n = spare.len().min(rest.len()).min(read);
+            spare[..n].copy_from_slice(&rest[..n]);
+            stream.advance(n, &mut out);
+            rest = &rest[n..];
+        }
+        stream.finish(&mut out);
+        let planted: Vec<&Finding> = out.iter().filter(|f| f.secret.expose() == GHP).collect();
+        proptest::prop_assert_eq!(planted.len(), 1, "found {:?}", describe(&out));
+        let start = before.len() as u64 + 1;
+        proptest::prop_assert_eq!(planted[0].start, start);
+        proptest::prop_assert_eq!(planted[0].line, before.matches('\n').count() as u64 + 1);
+        for f in &out {
+            proptest::prop_assert!(f.end as usize <= text.len(), "a finding ends outside the input");
+        }
+    }
+}
