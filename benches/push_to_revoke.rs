@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::hosts::{self, FileChange};
-use hmac::{Hmac, Mac};
 use keyward::engine::{Engine, EngineOptions, RuleSet};
 use keyward::server::Webhooks;
 use keyward::sources::github::GitHubApi;
@@ -68,9 +67,7 @@ async fn run(backend: common::Backend) {
         payload["created"] = json!(false);
         payload["commits"][0]["id"] = json!(after);
         let body = serde_json::to_vec(&payload).unwrap();
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-        mac.update(&body);
-        let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let signature = hosts::github_signature(SECRET, &body);
         let started = Instant::now();
         let response = s
             .http

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::fakes::Receiver;
 use common::hosts::{self, FakeHost, FileChange};
-use hmac::{Hmac, Mac};
 use keyward::engine::{Engine, EngineOptions, RuleSet};
 use keyward::server::Webhooks;
 use keyward::sources::feed::{FeedOptions, FeedPoller};
@@ -86,9 +85,7 @@ async fn env_reading_github_with(backend: common::Backend, reader: impl FnOnce(&
 }
 
 fn sign(body: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(GITHUB_SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    hosts::github_signature(GITHUB_SECRET, body)
 }
 
 /// GitHub's published push example, pointed at our commits.

@@ -57,7 +57,7 @@ pub fn scan(engine: &Engine, args: &ScanArgs, mode: &Mode) -> Result<Scanned> {
         Mode::Staged => source::scan_staged(engine, repo, args.binary)?,
         Mode::PrePush => pre_push(engine, repo, args)?,
     };
-    let root = source::open(repo)?.workdir().map_or_else(|| repo.clone(), Path::to_path_buf);
+    let root = scan.workdir.clone().unwrap_or_else(|| repo.clone());
     Ok(scanned(scan, mode, root))
 }
 

@@ -30,52 +30,47 @@ fn source_json(status: &SourceStatus) -> Value {
     })
 }
 
+/// A per-source metric: name, type, help, and its value for a source
+/// (none when the source has not got that far yet).
+type SourceMetric = (&'static str, &'static str, &'static str, fn(&SourceStatus) -> Option<f64>);
+
+const SOURCE_METRICS: [SourceMetric; 4] = [
+    ("keyward_source_events_total", "counter", "Events each leak source has read.", |s| {
+        Some(s.events as f64)
+    }),
+    (
+        "keyward_source_errors_total",
+        "counter",
+        "Events each leak source failed to read.",
+        |s| Some(s.errors as f64),
+    ),
+    (
+        "keyward_source_last_event_timestamp_seconds",
+        "gauge",
+        "When each source last read an event.",
+        |s| s.last_event_at.map(|ms| ms as f64 / 1000.0),
+    ),
+    (
+        "keyward_source_lag_seconds",
+        "gauge",
+        "From an event's arrival to its tokens being handled, last event.",
+        |s| s.lag_ms.map(|ms| ms as f64 / 1000.0),
+    ),
+];
+
 pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, AppError> {
     let store = s.service.store();
     let unavailable = |e| AppError::from(ServiceError::from(e));
     let statuses = store.source_statuses().await.map_err(unavailable)?;
     let depth = store.queue_depth().await.map_err(unavailable)?;
     let mut out = String::new();
-    family(
-        &mut out,
-        "keyward_source_events_total",
-        "counter",
-        "Events each leak source has read.",
-    );
-    for st in &statuses {
-        sample(&mut out, "keyward_source_events_total", st, st.events as f64);
-    }
-    family(
-        &mut out,
-        "keyward_source_errors_total",
-        "counter",
-        "Events each leak source failed to read.",
-    );
-    for st in &statuses {
-        sample(&mut out, "keyward_source_errors_total", st, st.errors as f64);
-    }
-    family(
-        &mut out,
-        "keyward_source_last_event_timestamp_seconds",
-        "gauge",
-        "When each source last read an event.",
-    );
-    for st in statuses.iter().filter(|st| st.last_event_at.is_some()) {
-        sample(
-            &mut out,
-            "keyward_source_last_event_timestamp_seconds",
-            st,
-            st.last_event_at.unwrap_or(0) as f64 / 1000.0,
-        );
-    }
-    family(
-        &mut out,
-        "keyward_source_lag_seconds",
-        "gauge",
-        "From an event's arrival to its tokens being handled, last event.",
-    );
-    for st in statuses.iter().filter(|st| st.lag_ms.is_some()) {
-        sample(&mut out, "keyward_source_lag_seconds", st, st.lag_ms.unwrap_or(0) as f64 / 1000.0);
+    for (name, kind, help, value) in SOURCE_METRICS {
+        family(&mut out, name, kind, help);
+        for st in &statuses {
+            if let Some(v) = value(st) {
+                sample(&mut out, name, st, v);
+            }
+        }
     }
     process_metrics(&mut out);
     family(&mut out, "keyward_jobs", "gauge", "Jobs in the durable queue, by state.");

@@ -16,6 +16,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+/// `X-Hub-Signature-256` as GitHub sends it: `sha256=` + hex HMAC-SHA256.
+pub fn github_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
 /// One changed file of a commit: its path and unified-diff hunks.
 #[derive(Clone)]
 pub struct FileChange {

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use gix::prelude::FindExt;
@@ -98,7 +99,10 @@ pub fn scan_push(
     let repo = open(repo_path)?;
     let pushed: Vec<&PushedRef> = pushed.iter().filter(|p| !p.is_delete()).collect();
     if pushed.is_empty() {
-        return Ok(GitScan::default());
+        return Ok(GitScan {
+            workdir: repo.workdir().map(Path::to_path_buf),
+            ..GitScan::default()
+        });
     }
     let tips = pushed
         .iter()
@@ -151,7 +155,11 @@ fn added_in_range(
     }
     let ids: Vec<ObjectId> = commits.iter().map(|c| c.id).collect();
     let findings = attribute(repo, &ids, first_sightings(found))?;
-    Ok(GitScan { findings, stats })
+    Ok(GitScan {
+        findings,
+        stats,
+        workdir: repo.workdir().map(Path::to_path_buf),
+    })
 }
 
 fn remote_tips(repo: &gix::Repository, remote: &str) -> Result<Vec<ObjectId>, GitError> {
@@ -189,7 +197,11 @@ pub fn scan_staged(engine: &Engine, repo_path: &std::path::Path, binary: bool) -
                 }),
         );
     }
-    Ok(GitScan { findings, stats })
+    Ok(GitScan {
+        findings,
+        stats,
+        workdir: repo.workdir().map(Path::to_path_buf),
+    })
 }
 
 /// The index's files whose blob differs from HEAD's at the same path.

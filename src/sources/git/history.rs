@@ -78,7 +78,11 @@ pub fn scan_history(engine: &Engine, repo_path: &std::path::Path, options: &GitO
         stats.absorb(worker_stats);
     }
     let findings = attribute(&repo, &ids, first_sightings(found))?;
-    Ok(GitScan { findings, stats })
+    Ok(GitScan {
+        findings,
+        stats,
+        workdir: repo.workdir().map(std::path::Path::to_path_buf),
+    })
 }
 
 fn walk_commits(

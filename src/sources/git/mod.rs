@@ -101,6 +101,9 @@ pub struct GitStats {
 pub struct GitScan {
     pub findings: Vec<GitFinding>,
     pub stats: GitStats,
+    /// The scanned repository's work tree (none when bare), where its
+    /// `.keywardignore` lives.
+    pub workdir: Option<PathBuf>,
 }
 
 /// Opens the repository that holds `path`, as git would find it.
