@@ -13,6 +13,7 @@ mod base64;
 pub mod charset;
 mod finding;
 mod placeholder;
+mod reference;
 pub mod rules;
 mod stream;
 
@@ -180,27 +181,33 @@ impl Engine {
             return;
         };
         for t in &pattern.targets {
-            let rule = self.rule(t.rule);
-            let prefix = rule.prefixes[t.prefix].as_bytes();
-            let want = align + rule.max_span();
-            if hay.len() - group < base64::encoded_len(align + prefix.len()) {
-                continue;
-            }
-            let decoded = base64::decode_prefix(&hay[group..hay.len().min(group + base64::encoded_len(want) + 4)], want);
-            if !decoded.get(align..).is_some_and(|d| d.starts_with(prefix)) {
-                continue;
-            }
-            if let Some(m) = self.match_at(rule, &decoded, align, align + prefix.len()) {
-                out.push(Candidate {
-                    rule: t.rule,
-                    start: group + base64::encoded_offset(align),
-                    end: group + base64::encoded_len(m.end),
-                    token: decoded[align..m.end].to_vec(),
-                    redacted: redact(&m.display_prefix, &decoded[m.tail]),
-                    confidence: m.confidence,
-                    encoding: Encoding::Base64,
-                });
-            }
+            self.push_base64_at(hay, group, align, *t, out);
+        }
+    }
+
+    /// Decodes from the 4-character group at `group` and matches the
+    /// target's prefix at byte `align` of the decoded bytes.
+    fn push_base64_at(&self, hay: &[u8], group: usize, align: usize, t: Target, out: &mut Vec<Candidate>) {
+        let rule = self.rule(t.rule);
+        let prefix = rule.prefixes[t.prefix].as_bytes();
+        let want = align + rule.max_span();
+        if hay.len() - group < base64::encoded_len(align + prefix.len()) {
+            return;
+        }
+        let decoded = base64::decode_prefix(&hay[group..hay.len().min(group + base64::encoded_len(want) + 4)], want);
+        if !decoded.get(align..).is_some_and(|d| d.starts_with(prefix)) {
+            return;
+        }
+        if let Some(m) = self.match_at(rule, &decoded, align, align + prefix.len()) {
+            out.push(Candidate {
+                rule: t.rule,
+                start: group + base64::encoded_offset(align),
+                end: group + base64::encoded_len(m.end),
+                token: decoded[align..m.end].to_vec(),
+                redacted: redact(&m.display_prefix, &decoded[m.tail]),
+                confidence: m.confidence,
+                encoding: Encoding::Base64,
+            });
         }
     }
 
@@ -426,7 +433,8 @@ impl Searcher {
 
 /// The first bytes of a prefix worth searching for. A prefix shorter than
 /// three bytes is widened by each byte its body may start with, when there
-/// are few enough (Twilio's `SK` + hex).
+/// are few enough (Twilio's `SK` + hex), and by each byte that opens a
+/// template slot (`SK<your-key>`), which `--all` reports.
 fn anchor_keys(rule: &Rule, prefix: &str) -> Vec<Vec<u8>> {
     let bytes = prefix.as_bytes();
     if bytes.len() >= MIN_ANCHOR {
@@ -436,7 +444,8 @@ fn anchor_keys(rule: &Rule, prefix: &str) -> Vec<Vec<u8>> {
     if next.len() > MAX_WIDENING {
         return vec![bytes.to_vec()];
     }
-    next.into_iter().map(|b| [bytes, &[b]].concat()).collect()
+    let openers = (0..=255u8).filter(|&b| placeholder::opens_template(b) && !rule.charset.contains(b));
+    next.into_iter().chain(openers).map(|b| [bytes, &[b]].concat()).collect()
 }
 
 fn each_prefix(rules: &RuleSet) -> impl Iterator<Item = (&Rule, &str, Target)> {
@@ -462,13 +471,11 @@ fn anchors(rules: &RuleSet) -> AnchorSet {
 /// Base64 anchors: the characters that encode the start of a prefix at
 /// each of the three alignments inside a 3-byte group (four of them where
 /// the prefix is long enough, else three). A prefix that contains another
-/// prefix of its rule adds nothing: the shorter one's encoding is inside.
+/// of its rule keeps its own anchors, so an encoded match starts where the
+/// plain one would (`https://hooks…`, not `hooks…`).
 fn base64_anchors(rules: &RuleSet) -> AnchorSet {
     let mut set = AnchorSet::default();
     for (rule, prefix, target) in each_prefix(rules) {
-        if rule.prefixes.iter().any(|other| other != prefix && prefix.contains(other.as_str())) {
-            continue;
-        }
         for key in anchor_keys(rule, prefix) {
             for align in 0..3 {
                 let fragment = base64::fragment(&key, align);

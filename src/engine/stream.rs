@@ -176,11 +176,11 @@ fn count_newlines(bytes: &[u8]) -> u64 {
 }
 
 /// Characters, not bytes: UTF-8 continuation bytes do not count.
-fn chars(bytes: &[u8]) -> u64 {
+pub(super) fn chars(bytes: &[u8]) -> u64 {
     bytes.iter().filter(|&&b| (b & 0xC0) != 0x80).count() as u64
 }
 
-fn line_has_marker(hay: &[u8], start: usize, end: usize) -> bool {
+pub(super) fn line_has_marker(hay: &[u8], start: usize, end: usize) -> bool {
     let line_start = memrchr(b'\n', &hay[..start]).map_or(0, |nl| nl + 1);
     let line_end = memchr(b'\n', &hay[end..]).map_or(hay.len(), |nl| end + nl);
     memmem::find(&hay[line_start..line_end], ALLOW_MARKER).is_some()

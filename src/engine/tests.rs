@@ -213,6 +213,23 @@ fn pem_in_a_doc_comment_redacts_to_base64() {
     assert_eq!(found[0].redacted, "-----BEGIN EC PRIVATE KEY-----…5qR7");
 }
 
+// Found by fuzzing against the reference: the base64 form of a URL prefix
+// that contains another prefix of its rule started at the inner one.
+t!(
+    base64_match_starts_at_the_longest_prefix,
+    "eD1odHRwczovL2hvb2tzLnNsYWNrLmNvbS9zZXJ2aWNlcy9UODlaUUpPQkJSOC9CNDBRVUlGTDlDNi9xR0xlWG1sSzNncjBlRlUzRWhXdDl4bHY=".to_string(),
+    vec!["slack.webhook-url@1:3 high"]
+);
+
+// Found by fuzzing: a two-byte prefix widened only by its charset missed
+// its template slots.
+t!(
+    short_prefix_template_slot_shown_with_all,
+    "TWILIO=SK<your-key>".to_string(),
+    vec!["twilio.api-key@1:8 placeholder"],
+    true
+);
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
@@ -247,5 +264,82 @@ proptest::proptest! {
         for f in &out {
             proptest::prop_assert!(f.end as usize <= text.len(), "a finding ends outside the input");
         }
+    }
+}
+
+fn streamed(e: &Engine, input: &[u8], chunk: usize, read: usize) -> Vec<Finding> {
+    let mut stream = Stream::with_chunk_size(e, chunk);
+    let mut out = Vec::new();
+    let mut rest = input;
+    while !rest.is_empty() {
+        let spare = stream.spare();
+        let n = spare.len().min(rest.len()).min(read);
+        spare[..n].copy_from_slice(&rest[..n]);
+        stream.advance(n, &mut out);
+        rest = &rest[n..];
+    }
+    stream.finish(&mut out);
+    out
+}
+
+/// Everything a caller can see of a finding.
+pub(crate) fn visible(findings: &[Finding]) -> Vec<String> {
+    findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}..{} {}:{} {} {} {} allowed={}",
+                f.rule_id,
+                f.start,
+                f.end,
+                f.line,
+                f.column,
+                f.confidence,
+                f.encoding.as_str(),
+                f.redacted,
+                f.allowed
+            )
+        })
+        .collect()
+}
+
+/// Pieces that make near-misses likely: every prefix, valid tokens, their
+/// base64 forms, word bytes, separators and template openers.
+fn piece() -> impl proptest::strategy::Strategy<Value = String> {
+    use ::base64::Engine as _;
+    use proptest::prelude::*;
+    let mut fixed: Vec<String> = RuleSet::builtin().rules().iter().flat_map(|r| r.prefixes.clone()).collect();
+    fixed.extend([GHP, GHP_BAD, KW].map(str::to_string));
+    fixed.extend([GHP, KW].map(|t| ::base64::engine::general_purpose::STANDARD.encode(t)));
+    fixed.extend(
+        [
+            "-----BEGIN RSA PRIVATE KEY-----",
+            "-----END RSA PRIVATE KEY-----",
+            "keyward:allow",
+            "${",
+            "<",
+        ]
+        .map(str::to_string),
+    );
+    prop_oneof![proptest::sample::select(fixed), "[A-Za-z0-9+/=_\\-]{1,40}", "[ \n\"'=:]{1,3}",]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// The streamed engine and the brute-force reference agree on text
+    /// dense with prefixes, tokens and their base64 forms.
+    #[test]
+    fn the_engine_agrees_with_the_reference_matcher(
+        pieces in proptest::collection::vec(piece(), 0..40),
+        chunk in 1usize..400,
+        read in 1usize..97,
+        all in proptest::bool::ANY,
+    ) {
+        let e = engine(all);
+        let text = pieces.concat();
+        let fast = visible(&streamed(&e, text.as_bytes(), chunk, read));
+        let slow = visible(&e.reference_scan(text.as_bytes()));
+        proptest::prop_assert_eq!(fast, slow, "input: {:?}", text);
     }
 }

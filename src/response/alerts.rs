@@ -97,6 +97,62 @@ pub fn signature_header(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// How far a receiver lets an alert's timestamp stray from its own clock,
+/// either way: wide enough for ordinary clock skew and retries in flight,
+/// narrow enough that a captured delivery cannot be replayed later.
+pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SignatureRejected {
+    #[error("the header is not `t=<unix seconds>,v1=<hex>`")]
+    Malformed,
+    #[error("the timestamp is {0} s away from this clock")]
+    Skewed(i64),
+    #[error("no v1 signature matches the body")]
+    Mismatch,
+}
+
+/// What a receiver of keyward's alert webhooks runs on `Keyward-Signature`:
+/// the timestamp must lie within `tolerance_secs` of `now_secs`, and one
+/// `v1=` signature must match the raw body, compared in constant time.
+pub fn verify_signature_header(
+    secret: &str,
+    header: &str,
+    body: &[u8],
+    now_secs: i64,
+    tolerance_secs: i64,
+) -> Result<(), SignatureRejected> {
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", t)) => timestamp = Some(t.parse::<i64>().map_err(|_| SignatureRejected::Malformed)?),
+            Some(("v1", hex_sig)) => signatures.push(hex::decode(hex_sig).map_err(|_| SignatureRejected::Malformed)?),
+            _ => {}
+        }
+    }
+    let timestamp = timestamp.ok_or(SignatureRejected::Malformed)?;
+    if signatures.is_empty() {
+        return Err(SignatureRejected::Malformed);
+    }
+    let skew = now_secs.saturating_sub(timestamp);
+    if skew.saturating_abs() > tolerance_secs {
+        return Err(SignatureRejected::Skewed(skew));
+    }
+    let matches = |signature: &Vec<u8>| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac.verify_slice(signature).is_ok()
+    };
+    if signatures.iter().any(matches) {
+        Ok(())
+    } else {
+        Err(SignatureRejected::Mismatch)
+    }
+}
+
 /// SMTP settings: `smtp://host:port` (plain, for local relays and tests)
 /// or `smtps://user:pass@host` / `smtp://…?tls=required`.
 #[derive(Debug, Clone, Default)]
@@ -272,6 +328,53 @@ mod tests {
     t!(first_retry_after_two_seconds, 1, 2_000);
     t!(doubles, 3, 8_000);
     t!(capped_at_an_hour, 40, 3_600_000);
+
+    const T0: i64 = 1_700_000_000;
+
+    macro_rules! skew {
+        ($name:ident, $signed_at:expr, $now:expr, $expected:expr) => {
+            #[test]
+            fn $name() {
+                let header = signature_header("whsec", $signed_at, b"{}");
+                assert_eq!(
+                    verify_signature_header("whsec", &header, b"{}", $now, SIGNATURE_TOLERANCE_SECS),
+                    $expected
+                );
+            }
+        };
+    }
+
+    skew!(same_clock, T0, T0, Ok(()));
+    skew!(receiver_behind_within_tolerance, T0, T0 - 299, Ok(()));
+    skew!(receiver_ahead_within_tolerance, T0, T0 + 300, Ok(()));
+    skew!(receiver_ahead_too_far, T0, T0 + 301, Err(SignatureRejected::Skewed(301)));
+    skew!(sender_in_the_future, T0 + 3600, T0, Err(SignatureRejected::Skewed(-3600)));
+    skew!(replayed_a_day_later, T0, T0 + 86_400, Err(SignatureRejected::Skewed(86_400)));
+    skew!(
+        extreme_timestamps_do_not_overflow,
+        i64::MIN,
+        i64::MAX,
+        Err(SignatureRejected::Skewed(i64::MAX))
+    );
+
+    #[test]
+    fn a_signature_must_match_the_body_and_secret() {
+        let header = signature_header("whsec", T0, b"{}");
+        let check = |secret, header: &str, body| verify_signature_header(secret, header, body, T0, SIGNATURE_TOLERANCE_SECS);
+        assert_eq!(check("whsec", &header, b"{ }"), Err(SignatureRejected::Mismatch));
+        assert_eq!(check("other", &header, b"{}"), Err(SignatureRejected::Mismatch));
+        let moved = header.replace(&format!("t={T0}"), &format!("t={}", T0 + 1));
+        assert_eq!(
+            check("whsec", &moved, b"{}"),
+            Err(SignatureRejected::Mismatch),
+            "the timestamp is signed"
+        );
+        let rotated = format!("{header},v1={}", "00".repeat(32));
+        assert_eq!(check("whsec", &rotated, b"{}"), Ok(()), "any v1 may match during a secret rotation");
+        for bad in ["", "t=abc,v1=00", "v1=00", &format!("t={T0}"), &format!("t={T0},v1=zz")] {
+            assert_eq!(check("whsec", bad, b"{}"), Err(SignatureRejected::Malformed), "{bad:?}");
+        }
+    }
 
     #[test]
     fn signature_matches_a_known_vector() {

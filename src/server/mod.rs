@@ -89,8 +89,19 @@ pub fn app(state: AppState) -> Router {
     api.merge(partner_reports)
         .merge(code_hosts)
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(refuse_nul_in_url))
         .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// A `%00` in the path or query would reach lookups and filters as a NUL
+/// character; no id, name or filter holds one, so it is refused up front.
+async fn refuse_nul_in_url(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    let uri = req.uri().to_string();
+    if memchr::memmem::find(uri.as_bytes(), b"%00").is_some() {
+        return axum::response::IntoResponse::into_response(AppError::malformed("the URL must not contain NUL (%00)"));
+    }
+    next.run(req).await
 }
 
 /// Gives every request an id (the caller's `X-Request-Id` when it is short
@@ -155,9 +166,22 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppErro
     if bytes.is_empty() {
         return Err(AppError::malformed("a JSON body is required"));
     }
+    if escapes_nul(bytes) {
+        return Err(AppError::invalid("strings must not contain NUL characters"));
+    }
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => AppError::invalid(e.to_string()),
         _ => AppError::malformed(format!("malformed JSON: {e}")),
+    })
+}
+
+/// Whether the JSON text escapes U+0000 (`\u0000` after an odd run of
+/// backslashes), which PostgreSQL text cannot store. Read from the bytes,
+/// so no nesting depth hides one.
+fn escapes_nul(bytes: &[u8]) -> bool {
+    memchr::memmem::find_iter(bytes, b"u0000").any(|at| {
+        let backslashes = bytes[..at].iter().rev().take_while(|&&b| b == b'\\').count();
+        backslashes % 2 == 1
     })
 }
 

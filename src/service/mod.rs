@@ -42,6 +42,8 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         if e.is_unique_violation() {
             ServiceError::Conflict("a key with that name already exists in this project".into())
+        } else if e.is_unstorable_text() {
+            ServiceError::Invalid("text must not contain NUL characters".into())
         } else {
             ServiceError::Store(e)
         }

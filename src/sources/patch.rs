@@ -32,19 +32,21 @@ pub fn added_lines(patch: &str) -> Vec<AddedLine<'_>> {
                     line: *at,
                     text: &line[1..],
                 });
-                *at += 1;
+                *at = at.saturating_add(1);
             }
             Some(b'-') | Some(b'\\') => {}
-            _ => *at += 1,
+            _ => *at = at.saturating_add(1),
         }
     }
     added
 }
 
-/// The `+c` of `@@ -a,b +c,d @@`.
+/// The `+c` of `@@ -a,b +c,d @@`. `+0,0` names an empty new file, which
+/// has no added lines; a malformed hunk that adds lines to it anyway
+/// numbers them from 1.
 fn new_start(header: &str) -> Option<u64> {
     let plus = header.split_whitespace().find(|part| part.starts_with('+'))?;
-    plus[1..].split(',').next()?.parse().ok()
+    plus[1..].split(',').next()?.parse().ok().map(|start: u64| start.max(1))
 }
 
 /// Findings on the added lines of `patch`, with lines and columns of the
@@ -97,6 +99,12 @@ mod tests {
     t!(no_newline_marker, "@@ -1 +1 @@\n-a\n\\ No newline at end of file\n+b", [(1, "b")]);
     t!(crlf, "@@ -0,0 +1,1 @@\r\n+x\r\n", [(1, "x")]);
     t!(plus_plus_content_is_added, "@@ -0,0 +1 @@\n+++x", [(1, "++x")]);
+    t!(lines_added_to_an_empty_new_file_start_at_one, "@@ -1,2 +0,0 @@\n+k", [(1, "k")]);
+    t!(
+        huge_start_saturates,
+        "@@ -1 +18446744073709551615 @@\n+a\n+b",
+        [(u64::MAX, "a"), (u64::MAX, "b")]
+    );
     t!(garbage_before_hunk, "diff --git a/x b/x\n+++ b/x\n@@ -0,0 +5 @@\n+k", [(5, "k")]);
 
     #[test]

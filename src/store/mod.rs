@@ -59,6 +59,12 @@ impl StoreError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
     }
+
+    /// PostgreSQL refused text it cannot hold (a NUL character, SQLSTATE
+    /// 22021). SQLite stores such text, so the service refuses it for both.
+    pub fn is_unstorable_text(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.code().as_deref() == Some("22021"))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 
 pub mod fakes;
 pub mod hosts;
+pub mod pushes;
 
 use std::sync::Arc;
 

@@ -1,0 +1,66 @@
+//! A deliberately slow matcher that defines what the engine must find.
+//!
+//! It tries every rule prefix at every byte offset, and decodes base64 at
+//! every offset and every alignment, with no automaton, no anchors and no
+//! chunking. Validation (charset, length, pattern, checksum, placeholders)
+//! is shared with the engine, so a disagreement can only come from the
+//! search itself: a missed anchor, a widening, a chunk boundary. The fuzz
+//! target `engine_vs_reference` and the engine's tests compare the two.
+
+use super::{base64, resolve_overlaps, stream, Candidate, Engine, Finding, Target};
+
+impl Engine {
+    /// Every finding in `input`, by brute force. Quadratic; for tests only.
+    pub fn reference_scan(&self, input: &[u8]) -> Vec<Finding> {
+        let mut found = Vec::new();
+        let longest = self.rules.rules().iter().map(|r| r.max_span()).max().unwrap_or(0);
+        for start in 0..input.len() {
+            // Decoding once per offset only saves time: each target below
+            // still decodes and matches on its own.
+            let decoded = base64::decode_prefix(&input[start..], longest + 3);
+            for target in self.targets() {
+                self.push_plain(input, start, target, &mut found);
+                let prefix = self.rule(target.rule).prefixes[target.prefix].as_bytes();
+                for align in 0..3 {
+                    if decoded.get(align..).is_some_and(|d| d.starts_with(prefix)) {
+                        self.push_base64_at(input, start, align, target, &mut found);
+                    }
+                }
+            }
+        }
+        resolve_overlaps(found)
+            .into_iter()
+            .map(|c| reference_finding(self, c, input))
+            .collect()
+    }
+
+    fn targets(&self) -> impl Iterator<Item = Target> + '_ {
+        self.rules
+            .rules()
+            .iter()
+            .enumerate()
+            .flat_map(|(r, rule)| (0..rule.prefixes.len()).map(move |p| Target { rule: r, prefix: p }))
+    }
+}
+
+fn reference_finding(engine: &Engine, c: Candidate, input: &[u8]) -> Finding {
+    let line_start = input[..c.start].iter().rposition(|&b| b == b'\n').map_or(0, |nl| nl + 1);
+    let line = 1 + input[..c.start].iter().filter(|&&b| b == b'\n').count() as u64;
+    let column = 1 + stream::chars(&input[line_start..c.start]);
+    let allowed = stream::line_has_marker(input, c.start, c.end);
+    let rule_id = engine.rule(c.rule).id.clone();
+    Finding {
+        rule: c.rule,
+        finding_id: super::finding_id(&rule_id, &c.token),
+        rule_id,
+        start: c.start as u64,
+        end: c.end as u64,
+        line,
+        column,
+        allowed,
+        secret: super::Secret::new(&c.token),
+        redacted: c.redacted,
+        confidence: c.confidence,
+        encoding: c.encoding,
+    }
+}
