@@ -354,6 +354,15 @@ impl ServerSettings {
         }
     }
 
+    /// The pepper being rotated away from: `KEYWARD_PEPPER_PREVIOUS` (hex).
+    /// Keys still fingerprinted with it keep verifying, and move to the
+    /// current pepper on first use.
+    pub fn previous_pepper(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        env_nonempty("KEYWARD_PEPPER_PREVIOUS")
+            .map(|hex_text| decode_pepper(&hex_text))
+            .transpose()
+    }
+
     fn create_pepper(&self) -> Result<Vec<u8>, ConfigError> {
         let write_error = |source| ConfigError::Write {
             path: self.pepper_file.clone(),

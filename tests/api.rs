@@ -455,3 +455,58 @@ async fn verify_and_webhooks_are_rate_limited_with_retry_after() {
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
 }
+
+both_backends!(pepper_rotation_locks_nobody_out, |s: common::Server| async move {
+    use keyward::keys::fingerprint::Fingerprinter;
+    use keyward::keys::scopes::Catalog;
+    use keyward::service::{KeyService, VerifyCode};
+    let old_pepper = [7u8; 32];
+    let new_pepper = [9u8; 32];
+    let mut keys = Vec::new();
+    for name in ["used_soon", "used_later", "never_used"] {
+        keys.push(s.create_key(json!({"name": name, "scopes": []})).await.1);
+    }
+    let old = Fingerprinter::new(&old_pepper).unwrap();
+    s.service.store().label_unlabelled_keys(old.pepper_id()).await.unwrap();
+
+    // Step 1: the new pepper, with the old one as previous.
+    let rotating = Fingerprinter::new(&new_pepper).unwrap().with_previous(&old_pepper).unwrap();
+    let new_id = rotating.pepper_id().to_string();
+    assert_ne!(new_id, old.pepper_id());
+    let store = keyward::store::Store::open(&s.database_url).await.unwrap();
+    let service = KeyService::new(store.clone(), rotating, Catalog::default(), "kw").unwrap();
+    let active = store.keys_on_other_peppers(&new_id).await.unwrap();
+    assert!(active >= 3, "every active key is on the old pepper: {active}");
+    for key in &keys[..2] {
+        let verdict = service.verifier().verify(key, None, None).await.unwrap();
+        assert_eq!(verdict.code, VerifyCode::Valid, "a key made under the old pepper still verifies");
+    }
+    assert_eq!(
+        store.keys_on_other_peppers(&new_id).await.unwrap(),
+        active - 2,
+        "verified keys moved to the new pepper"
+    );
+    let moved = Fingerprinter::new(&new_pepper).unwrap().fingerprint(&keys[0]).to_hex();
+    assert!(store.key_by_fingerprint(&moved).await.unwrap().is_some());
+
+    // Step 2: once the gauge reads 0 the previous pepper can go. Here one
+    // key was never used, which is what the gauge is for: without the old
+    // pepper it would no longer be found.
+    let new_only = KeyService::new(store.clone(), Fingerprinter::new(&new_pepper).unwrap(), Catalog::default(), "kw").unwrap();
+    assert_eq!(
+        new_only.verifier().verify(&keys[1], None, None).await.unwrap().code,
+        VerifyCode::Valid
+    );
+    assert_eq!(
+        new_only.verifier().verify(&keys[2], None, None).await.unwrap().code,
+        VerifyCode::NotFound
+    );
+    assert_eq!(
+        service.verifier().verify(&keys[2], None, None).await.unwrap().code,
+        VerifyCode::Valid
+    );
+    assert_eq!(
+        new_only.verifier().verify(&keys[2], None, None).await.unwrap().code,
+        VerifyCode::Valid
+    );
+});

@@ -83,7 +83,22 @@ async fn open(args: &StoreArgs, listen: Option<String>) -> Result<Opened> {
     let store = keyward::store::Store::open(&settings.database_url)
         .await
         .context("opening the database")?;
-    let service = KeyService::new(store, Fingerprinter::new(&pepper)?, catalog, &settings.prefix)?;
+    let mut fingerprinter = Fingerprinter::new(&pepper)?;
+    match settings.previous_pepper()? {
+        Some(previous) => fingerprinter = fingerprinter.with_previous(&previous)?,
+        None => {
+            store.label_unlabelled_keys(fingerprinter.pepper_id()).await?;
+        }
+    }
+    let stale = store.keys_on_other_peppers(fingerprinter.pepper_id()).await?;
+    if stale > 0 {
+        tracing::warn!(
+            keys = stale,
+            previous_pepper = fingerprinter.previous().is_some(),
+            "active keys are still fingerprinted with another pepper; they move to the current one when next used"
+        );
+    }
+    let service = KeyService::new(store, fingerprinter, catalog, &settings.prefix)?;
     Ok(Opened {
         service: Arc::new(service),
         settings,

@@ -19,10 +19,14 @@ pub const MIN_PEPPER_LEN: usize = 16;
 pub struct WeakPepper;
 
 /// A keyed hasher, initialised once; cloning the prepared state saves the
-/// two compressions of the key schedule on every verify.
+/// two compressions of the key schedule on every verify. During a pepper
+/// rotation it also holds the previous pepper, so keys fingerprinted with
+/// it are still found (and then re-fingerprinted).
 #[derive(Clone)]
 pub struct Fingerprinter {
     prepared: HmacSha256,
+    id: String,
+    previous: Option<Box<Fingerprinter>>,
 }
 
 impl std::fmt::Debug for Fingerprinter {
@@ -63,7 +67,29 @@ impl Fingerprinter {
             return Err(WeakPepper);
         }
         let prepared = HmacSha256::new_from_slice(pepper).map_err(|_| WeakPepper)?;
-        Ok(Fingerprinter { prepared })
+        use sha2::Digest;
+        let digest = Sha256::new().chain_update(b"keyward-pepper-id:").chain_update(pepper).finalize();
+        Ok(Fingerprinter {
+            prepared,
+            id: hex::encode(&digest[..8]),
+            previous: None,
+        })
+    }
+
+    /// The same hasher, also knowing the pepper it replaces.
+    pub fn with_previous(mut self, previous_pepper: &[u8]) -> Result<Fingerprinter, WeakPepper> {
+        self.previous = Some(Box::new(Fingerprinter::new(previous_pepper)?));
+        Ok(self)
+    }
+
+    /// 16 hex characters naming the pepper (a hash of it, not the pepper).
+    pub fn pepper_id(&self) -> &str {
+        &self.id
+    }
+
+    /// The pepper being rotated away from, if any.
+    pub fn previous(&self) -> Option<&Fingerprinter> {
+        self.previous.as_deref()
     }
 
     pub fn fingerprint(&self, token: &str) -> Fingerprint {
@@ -82,6 +108,7 @@ mod tests {
     #[test]
     fn weak_pepper_refused() {
         assert!(Fingerprinter::new(b"short").is_err());
+        assert!(Fingerprinter::new(&[1; 32]).unwrap().with_previous(b"short").is_err());
     }
 
     #[test]

@@ -109,7 +109,7 @@ impl LeakResponder {
         let verifier = self.service.verifier();
         let fingerprint = verifier.fingerprinter().fingerprint(token);
         let key = verifier
-            .lookup_fingerprint(fingerprint)
+            .lookup(token)
             .await?
             .filter(|k| k.last4 == parsed.last4)
             .map(|k| (*k).clone());

@@ -77,6 +77,15 @@ pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, App
     for (state, n) in [("pending", depth.pending), ("running", depth.running), ("dead", depth.dead)] {
         out.push_str(&format!("keyward_jobs{{state=\"{state}\"}} {n}\n"));
     }
+    let pepper_id = s.service.verifier().fingerprinter().pepper_id();
+    let stale = store.keys_on_other_peppers(pepper_id).await.map_err(unavailable)?;
+    family(
+        &mut out,
+        "keyward_keys_on_previous_pepper",
+        "gauge",
+        "Active keys whose fingerprint an older pepper made; drop the previous pepper only at 0.",
+    );
+    out.push_str(&format!("keyward_keys_on_previous_pepper {stale}\n"));
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
 

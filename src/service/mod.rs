@@ -266,6 +266,7 @@ impl KeyService {
             display_prefix: parsed.display_prefix.to_string(),
             last4: secret.last4().to_string(),
             fingerprint: self.verifier.fingerprinter().fingerprint(secret.expose()).to_hex(),
+            pepper_id: self.verifier.fingerprinter().pepper_id().to_string(),
             is_default,
             rotated_from: rotated_from.map(str::to_string),
         };

@@ -168,9 +168,26 @@ impl Verifier {
         Ok(Verdict { code, key: Some(key) })
     }
 
-    /// The stored key a token belongs to, from the cache when hot.
+    /// The stored key a token belongs to, from the cache when hot. During a
+    /// pepper rotation a key still stored under the previous pepper is
+    /// found by that fingerprint and moved to the current one.
     pub async fn lookup(&self, token: &str) -> Result<Option<Arc<ApiKey>>, StoreError> {
-        self.lookup_fingerprint(self.fingerprinter.fingerprint(token)).await
+        let current = self.fingerprinter.fingerprint(token);
+        if let Some(key) = self.lookup_fingerprint(current).await? {
+            return Ok(Some(key));
+        }
+        let Some(previous) = self.fingerprinter.previous() else {
+            return Ok(None);
+        };
+        let old = previous.fingerprint(token).to_hex();
+        let Some(key) = self.store.key_by_fingerprint(&old).await? else {
+            return Ok(None);
+        };
+        self.store
+            .refingerprint(&key.id, &old, &current.to_hex(), self.fingerprinter.pepper_id())
+            .await?;
+        tracing::info!(key_id = %key.id, "moved a key to the current pepper");
+        self.lookup_fingerprint(current).await
     }
 
     /// The stored key with this fingerprint, for callers that already hold it.

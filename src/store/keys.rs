@@ -96,6 +96,8 @@ pub struct NewApiKey {
     pub display_prefix: String,
     pub last4: String,
     pub fingerprint: String,
+    /// Which pepper made `fingerprint` (see [`crate::keys::fingerprint`]).
+    pub pepper_id: String,
     pub is_default: bool,
     pub rotated_from: Option<String>,
 }
@@ -157,6 +159,40 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// Moves a key found by its previous-pepper fingerprint to the current
+    /// pepper. Only the row still holding `old` changes, so two replicas
+    /// migrating the same key at once both end with the same value.
+    pub async fn refingerprint(&self, id: &str, old: &str, new: &str, pepper_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_keys SET fingerprint = $1, pepper_id = $2 WHERE id = $3 AND fingerprint = $4")
+            .bind(new)
+            .bind(pepper_id)
+            .bind(id)
+            .bind(old)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Labels rows written before pepper ids existed with the pepper in use;
+    /// only sound while no rotation is under way.
+    pub async fn label_unlabelled_keys(&self, pepper_id: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE api_keys SET pepper_id = $1 WHERE pepper_id = ''")
+            .bind(pepper_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Keys not revoked whose fingerprint another pepper made: dropping the
+    /// previous pepper would lock these out.
+    pub async fn keys_on_other_peppers(&self, pepper_id: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE pepper_id <> $1 AND revoked_at IS NULL")
+            .bind(pepper_id)
+            .fetch_one(&self.pool)
+            .await?;
+        get(&row, "n")
+    }
+
     pub async fn keys_of_project(&self, project_id: &str) -> Result<Vec<ApiKey>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE project_id = $1 ORDER BY created_at, id");
         let rows = sqlx::query(&sql).bind(project_id).fetch_all(&self.pool).await?;
@@ -175,7 +211,8 @@ impl Tx<'_> {
         sqlx::query(
             "INSERT INTO api_keys (id, project_id, name, description, kind, mode, scopes, owner_user_id, \
              owner_service_account_id, created_by, created_at, expires_at, display_prefix, last4, fingerprint, \
-             is_default, rotated_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+             is_default, rotated_from, pepper_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(&key.id)
         .bind(&key.project_id)
@@ -194,6 +231,7 @@ impl Tx<'_> {
         .bind(&key.fingerprint)
         .bind(i64::from(key.is_default))
         .bind(key.rotated_from.as_deref())
+        .bind(&key.pepper_id)
         .execute(&mut *self.inner)
         .await?;
         Ok(())

@@ -39,6 +39,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "replicas",
         sql: include_str!("../../migrations/0005_replicas.sql"),
     },
+    Migration {
+        version: 6,
+        name: "pepper",
+        sql: include_str!("../../migrations/0006_pepper.sql"),
+    },
 ];
 
 /// Any constant works; it only has to be the same in every replica.
