@@ -1,7 +1,8 @@
 //! The database restarts under load. Webhooks and verifies keep coming
-//! while PostgreSQL is restarted with `pg_ctlcluster`; the service must
-//! recover by itself, and every webhook it acknowledged with a 2xx must
-//! end up read. Alone in its binary so no other test sees the restart.
+//! while PostgreSQL is stopped for 3 s and started again with
+//! `pg_ctlcluster`. The service must recover by itself, and every webhook
+//! it acknowledged with a 2xx must end up read. Alone in its binary so no
+//! other test sees the restart.
 
 mod common;
 
@@ -21,13 +22,20 @@ fn local_cluster() -> Option<(String, String)> {
     })
 }
 
-fn restart(cluster: &(String, String)) -> Duration {
+/// Stops the cluster, keeps it down for `down`, starts it again.
+fn restart(cluster: &(String, String), down: Duration) -> Duration {
     let started = Instant::now();
-    let status = std::process::Command::new("pg_ctlcluster")
-        .args([cluster.0.as_str(), cluster.1.as_str(), "restart", "--mode", "fast"])
-        .status()
-        .expect("pg_ctlcluster runs");
-    assert!(status.success(), "pg_ctlcluster restart failed");
+    let pg_ctl = |action: &str, mode: &[&str]| {
+        let status = std::process::Command::new("pg_ctlcluster")
+            .args([cluster.0.as_str(), cluster.1.as_str(), action])
+            .args(mode)
+            .status()
+            .expect("pg_ctlcluster runs");
+        assert!(status.success(), "pg_ctlcluster {action} failed");
+    };
+    pg_ctl("stop", &["--mode", "fast"]);
+    std::thread::sleep(down);
+    pg_ctl("start", &[]);
     started.elapsed()
 }
 
@@ -58,6 +66,7 @@ async fn a_database_restart_under_load_loses_no_accepted_webhook() {
 
     let accepted: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     let refused = Arc::new(Mutex::new(0u32));
+    let slowest = Arc::new(Mutex::new(Duration::ZERO));
     let verifies = Arc::new(Mutex::new((0u32, 0u32)));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let running = |stop: &Arc<std::sync::atomic::AtomicBool>| !stop.load(std::sync::atomic::Ordering::Relaxed);
@@ -65,6 +74,7 @@ async fn a_database_restart_under_load_loses_no_accepted_webhook() {
 
     let sender = {
         let (e, accepted, refused, stop, body) = (e.clone(), accepted.clone(), refused.clone(), stop.clone(), body.clone());
+        let slowest = slowest.clone();
         tokio::spawn(async move {
             let mut n = 0;
             while running(&stop) {
@@ -78,7 +88,13 @@ async fn a_database_restart_under_load_loses_no_accepted_webhook() {
                         .header("x-hub-signature-256", common::hosts::github_signature(GITHUB_SECRET, &body))
                         .timeout(Duration::from_secs(10))
                         .body(body.clone());
-                match request.send().await {
+                let sent = Instant::now();
+                let answer = request.send().await;
+                {
+                    let mut slowest = slowest.lock().unwrap();
+                    *slowest = (*slowest).max(sent.elapsed());
+                }
+                match answer {
                     Ok(r) if r.status().is_success() => {
                         accepted.lock().unwrap().insert(delivery);
                     }
@@ -110,7 +126,9 @@ async fn a_database_restart_under_load_loses_no_accepted_webhook() {
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before_restart = accepted.lock().unwrap().len();
-    let took = tokio::task::spawn_blocking(move || restart(&cluster)).await.unwrap();
+    let took = tokio::task::spawn_blocking(move || restart(&cluster, Duration::from_secs(3)))
+        .await
+        .unwrap();
     let restarted = Instant::now();
     // The service must take webhooks again by itself.
     let recovered = loop {
@@ -142,10 +160,11 @@ async fn a_database_restart_under_load_loses_no_accepted_webhook() {
     };
     let (ok, failed) = *verifies.lock().unwrap();
     eprintln!(
-        "restart took {took:?}; webhooks: {} accepted ({before_restart} before the restart), {} refused, \
+        "restart took {took:?}; webhooks: {} accepted ({before_restart} before the restart), {} refused, slowest answer {:?}, \
          accepting again {recovered:?} after the restart; {done} read, {missing} lost; verifies: {ok} answered, {failed} failed",
         accepted.len(),
         refused.lock().unwrap(),
+        slowest.lock().unwrap(),
     );
     assert_eq!(missing, 0, "an accepted webhook has no job");
     assert_eq!(done, accepted.len(), "every accepted webhook was read");

@@ -84,7 +84,7 @@ both_backends!(
                     let response = http
                         .post(format!("{base}/v1/keys/{}/revoke", keys[next].0))
                         .bearer_auth(&admin)
-                        .json(&json!({"reason": "load test"}))
+                        .json(&json!({"reason": "manual"}))
                         .send()
                         .await
                         .unwrap();

@@ -21,6 +21,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 
 pub use allowlist::Allowlist;
 pub use finding::{finding_id, redact, Encoding, Finding, Secret};
+pub use reference::comparable;
 pub use rules::{ChecksumKind, Confidence, Rule, RuleError, RuleSet, Severity, Shape};
 pub use stream::Stream;
 

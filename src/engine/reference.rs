@@ -34,6 +34,24 @@ impl Engine {
             .collect()
     }
 
+    /// Scans `input` through a [`super::Stream`] of `chunk`-byte rounds fed
+    /// `read` bytes at a time, as a reader with short reads would: what the
+    /// reference is compared against.
+    pub fn scan_in_reads(&self, input: &[u8], chunk: usize, read: usize) -> Vec<Finding> {
+        let mut stream = super::Stream::with_chunk_size(self, chunk);
+        let mut out = Vec::new();
+        let mut rest = input;
+        while !rest.is_empty() {
+            let spare = stream.spare();
+            let n = spare.len().min(rest.len()).min(read.max(1));
+            spare[..n].copy_from_slice(&rest[..n]);
+            stream.advance(n, &mut out);
+            rest = &rest[n..];
+        }
+        stream.finish(&mut out);
+        out
+    }
+
     fn targets(&self) -> impl Iterator<Item = Target> + '_ {
         self.rules
             .rules()
@@ -63,4 +81,26 @@ fn reference_finding(engine: &Engine, c: Candidate, input: &[u8]) -> Finding {
         confidence: c.confidence,
         encoding: c.encoding,
     }
+}
+
+/// Everything a caller can see of each finding, one line each, so two
+/// scans can be compared with `assert_eq!`.
+pub fn comparable(findings: &[Finding]) -> Vec<String> {
+    findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}..{} {}:{} {} {} {} allowed={}",
+                f.rule_id,
+                f.start,
+                f.end,
+                f.line,
+                f.column,
+                f.confidence,
+                f.encoding.as_str(),
+                f.redacted,
+                f.allowed
+            )
+        })
+        .collect()
 }

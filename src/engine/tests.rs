@@ -165,17 +165,7 @@ fn chunk_boundaries_never_lose_or_duplicate_a_token() {
     let expected = describe(&e.scan_bytes(text.as_bytes()));
     assert_eq!(expected.len(), 200);
     for chunk in [1usize, 7, 64, 1000, 4096] {
-        let mut stream = Stream::with_chunk_size(&e, chunk);
-        let mut out = Vec::new();
-        let mut rest = text.as_bytes();
-        while !rest.is_empty() {
-            let spare = stream.spare();
-            let n = spare.len().min(rest.len()).min(13);
-            spare[..n].copy_from_slice(&rest[..n]);
-            stream.advance(n, &mut out);
-            rest = &rest[n..];
-        }
-        stream.finish(&mut out);
+        let out = e.scan_in_reads(text.as_bytes(), chunk, 13);
         assert_eq!(describe(&out), expected, "chunk {chunk}");
     }
 }
@@ -245,17 +235,7 @@ proptest::proptest! {
     ) {
         let e = engine(false);
         let text = format!("{before} {GHP} {after}");
-        let mut stream = Stream::with_chunk_size(&e, chunk);
-        let mut out = Vec::new();
-        let mut rest = text.as_bytes();
-        while !rest.is_empty() {
-            let spare = stream.spare();
-            let n = spare.len().min(rest.len()).min(read);
-            spare[..n].copy_from_slice(&rest[..n]);
-            stream.advance(n, &mut out);
-            rest = &rest[n..];
-        }
-        stream.finish(&mut out);
+        let out = e.scan_in_reads(text.as_bytes(), chunk, read);
         let planted: Vec<&Finding> = out.iter().filter(|f| f.secret.expose() == GHP).collect();
         proptest::prop_assert_eq!(planted.len(), 1, "found {:?}", describe(&out));
         let start = before.len() as u64 + 1;
@@ -265,42 +245,6 @@ proptest::proptest! {
             proptest::prop_assert!(f.end as usize <= text.len(), "a finding ends outside the input");
         }
     }
-}
-
-fn streamed(e: &Engine, input: &[u8], chunk: usize, read: usize) -> Vec<Finding> {
-    let mut stream = Stream::with_chunk_size(e, chunk);
-    let mut out = Vec::new();
-    let mut rest = input;
-    while !rest.is_empty() {
-        let spare = stream.spare();
-        let n = spare.len().min(rest.len()).min(read);
-        spare[..n].copy_from_slice(&rest[..n]);
-        stream.advance(n, &mut out);
-        rest = &rest[n..];
-    }
-    stream.finish(&mut out);
-    out
-}
-
-/// Everything a caller can see of a finding.
-pub(crate) fn visible(findings: &[Finding]) -> Vec<String> {
-    findings
-        .iter()
-        .map(|f| {
-            format!(
-                "{} {}..{} {}:{} {} {} {} allowed={}",
-                f.rule_id,
-                f.start,
-                f.end,
-                f.line,
-                f.column,
-                f.confidence,
-                f.encoding.as_str(),
-                f.redacted,
-                f.allowed
-            )
-        })
-        .collect()
 }
 
 /// Pieces that make near-misses likely: every prefix, valid tokens, their
@@ -338,8 +282,8 @@ proptest::proptest! {
     ) {
         let e = engine(all);
         let text = pieces.concat();
-        let fast = visible(&streamed(&e, text.as_bytes(), chunk, read));
-        let slow = visible(&e.reference_scan(text.as_bytes()));
+        let fast = comparable(&e.scan_in_reads(text.as_bytes(), chunk, read));
+        let slow = comparable(&e.reference_scan(text.as_bytes()));
         proptest::prop_assert_eq!(fast, slow, "input: {:?}", text);
     }
 }
