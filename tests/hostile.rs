@@ -153,11 +153,7 @@ fn post_chunked_until_answered(base: &str, path: &str, limit: usize) -> (u16, us
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut answer = [0u8; 64];
     let n = stream.read(&mut answer).unwrap_or(0);
-    let status = String::from_utf8_lossy(&answer[..n])
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
+    let status = common::status_of(&answer[..n]);
     let _ = stream.shutdown(std::net::Shutdown::Both);
     (status, sender.join().unwrap())
 }

@@ -78,6 +78,28 @@ pub(crate) struct Candidate {
     pub encoding: Encoding,
 }
 
+impl Candidate {
+    /// The finding this candidate is, `base` bytes into the input, at the
+    /// given line and column.
+    fn into_finding(self, engine: &Engine, base: u64, line: u64, column: u64, allowed: bool) -> Finding {
+        let rule_id = engine.rule(self.rule).id.clone();
+        Finding {
+            rule: self.rule,
+            finding_id: finding_id(&rule_id, &self.token),
+            rule_id,
+            start: base + self.start as u64,
+            end: base + self.end as u64,
+            line,
+            column,
+            allowed,
+            secret: Secret::new(&self.token),
+            redacted: self.redacted,
+            confidence: self.confidence,
+            encoding: self.encoding,
+        }
+    }
+}
+
 /// A rule's match within one slice of bytes (plain or decoded).
 struct Hit {
     end: usize,

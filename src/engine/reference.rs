@@ -7,7 +7,7 @@
 //! search itself: a missed anchor, a widening, a chunk boundary. The fuzz
 //! target `engine_vs_reference` and the engine's tests compare the two.
 
-use super::{base64, resolve_overlaps, stream, Candidate, Engine, Finding, Target};
+use super::{base64, each_prefix, resolve_overlaps, stream, Candidate, Engine, Finding};
 
 impl Engine {
     /// Every finding in `input`, by brute force. Quadratic; for tests only.
@@ -18,9 +18,9 @@ impl Engine {
             // Decoding once per offset only saves time: each target below
             // still decodes and matches on its own.
             let decoded = base64::decode_prefix(&input[start..], longest + 3);
-            for target in self.targets() {
+            for (_, prefix, target) in each_prefix(&self.rules) {
                 self.push_plain(input, start, target, &mut found);
-                let prefix = self.rule(target.rule).prefixes[target.prefix].as_bytes();
+                let prefix = prefix.as_bytes();
                 for align in 0..3 {
                     if decoded.get(align..).is_some_and(|d| d.starts_with(prefix)) {
                         self.push_base64_at(input, start, align, target, &mut found);
@@ -51,14 +51,6 @@ impl Engine {
         stream.finish(&mut out);
         out
     }
-
-    fn targets(&self) -> impl Iterator<Item = Target> + '_ {
-        self.rules
-            .rules()
-            .iter()
-            .enumerate()
-            .flat_map(|(r, rule)| (0..rule.prefixes.len()).map(move |p| Target { rule: r, prefix: p }))
-    }
 }
 
 fn reference_finding(engine: &Engine, c: Candidate, input: &[u8]) -> Finding {
@@ -66,21 +58,7 @@ fn reference_finding(engine: &Engine, c: Candidate, input: &[u8]) -> Finding {
     let line = 1 + input[..c.start].iter().filter(|&&b| b == b'\n').count() as u64;
     let column = 1 + stream::chars(&input[line_start..c.start]);
     let allowed = stream::line_has_marker(input, c.start, c.end);
-    let rule_id = engine.rule(c.rule).id.clone();
-    Finding {
-        rule: c.rule,
-        finding_id: super::finding_id(&rule_id, &c.token),
-        rule_id,
-        start: c.start as u64,
-        end: c.end as u64,
-        line,
-        column,
-        allowed,
-        secret: super::Secret::new(&c.token),
-        redacted: c.redacted,
-        confidence: c.confidence,
-        encoding: c.encoding,
-    }
+    c.into_finding(engine, 0, line, column, allowed)
 }
 
 /// Everything a caller can see of each finding, one line each, so two

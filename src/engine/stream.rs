@@ -9,7 +9,7 @@
 
 use memchr::{memchr, memmem, memrchr};
 
-use super::{finding_id, Candidate, Engine, Finding};
+use super::{Engine, Finding};
 
 /// Bytes read per round: large enough that per-chunk costs vanish, small
 /// enough that two scanning threads stay far below 100 MiB.
@@ -100,27 +100,10 @@ impl<'e> Stream<'e> {
             }
             let line = lines.line_at(hay, c.start);
             let column = self.column_at(hay, c.start);
-            out.push(self.finding(c, line, column, hay));
+            let allowed = line_has_marker(hay, c.start, c.end);
+            out.push(c.into_finding(self.engine, self.base, line, column, allowed));
         }
         self.judged_upto = self.base + safe_end as u64;
-    }
-
-    fn finding(&self, c: Candidate, line: u64, column: u64, hay: &[u8]) -> Finding {
-        let rule_id = self.engine.rule(c.rule).id.clone();
-        Finding {
-            rule: c.rule,
-            finding_id: finding_id(&rule_id, &c.token),
-            rule_id,
-            start: self.base + c.start as u64,
-            end: self.base + c.end as u64,
-            line,
-            column,
-            allowed: line_has_marker(hay, c.start, c.end),
-            secret: super::Secret::new(&c.token),
-            redacted: c.redacted,
-            confidence: c.confidence,
-            encoding: c.encoding,
-        }
     }
 
     fn column_at(&self, hay: &[u8], pos: usize) -> u64 {

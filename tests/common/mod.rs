@@ -175,8 +175,12 @@ pub fn post_declaring_length(base: &str, path: &str, headers: &[(&str, &str)], l
     stream.write_all(request.as_bytes()).unwrap();
     let mut response = [0u8; 64];
     let n = stream.read(&mut response).unwrap();
-    let status_line = String::from_utf8_lossy(&response[..n]).to_string();
-    status_line
+    status_of(&response[..n])
+}
+
+/// The status code of a raw HTTP/1.1 response, or 0 if there is none.
+pub fn status_of(response: &[u8]) -> u16 {
+    String::from_utf8_lossy(response)
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
