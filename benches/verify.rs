@@ -26,6 +26,7 @@ fn bench(c: &mut Criterion) {
             scopes: vec!["analytics:read".into()],
             expires_at: None,
             owner_user_id: None,
+            owner_service_account_id: None,
         };
         let issued = service.create_key(&caller, &project.id, new).await.unwrap();
         (service, issued.secret.expose().to_string())

@@ -64,6 +64,18 @@ pub struct Config {
     pub alerts: AlertConfig,
     #[serde(default)]
     pub sources: SourcesConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// The HTTP server's view of the network in front of it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the
+    /// client, e.g. `["10.0.0.0/8"]`. Empty: the socket peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The daemon's leak sources. Secrets and tokens are better given through
@@ -137,6 +149,10 @@ pub struct PartnerConfig {
 pub struct AlertConfig {
     pub smtp_url: Option<String>,
     pub from: Option<String>,
+    /// Let alert webhooks and Slack URLs point at loopback, link-local or
+    /// private addresses (on-premises receivers). Off by default.
+    #[serde(default)]
+    pub allow_private_targets: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -239,6 +255,10 @@ pub struct ServerSettings {
     /// Console cookies are always `Secure` (set when TLS ends at a proxy
     /// that does not send `X-Forwarded-Proto`).
     pub secure_cookies: bool,
+    /// `KEYWARD_TRUSTED_PROXIES` (comma-separated) or `[server] trusted_proxies`.
+    pub trusted_proxies: Vec<String>,
+    /// `KEYWARD_ALLOW_PRIVATE_TARGETS=1` or `[alerts] allow_private_targets`.
+    pub allow_private_targets: bool,
 }
 
 /// A code host as `serve` uses it.
@@ -320,7 +340,12 @@ impl ServerSettings {
             feed: feed_options(&config.sources.feed),
             watch_paths: config.sources.watch.paths.clone(),
             schedule: config.sources.schedule.clone(),
-            secure_cookies: env_nonempty("KEYWARD_SECURE_COOKIES").is_some_and(|v| v == "1" || v == "true"),
+            secure_cookies: env_flag("KEYWARD_SECURE_COOKIES"),
+            trusted_proxies: env_nonempty("KEYWARD_TRUSTED_PROXIES").map_or_else(
+                || config.server.trusted_proxies.clone(),
+                |list| list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            ),
+            allow_private_targets: env_flag("KEYWARD_ALLOW_PRIVATE_TARGETS") || config.alerts.allow_private_targets,
             data_dir,
             database_url,
         }
@@ -423,6 +448,10 @@ fn feed_options(config: &FeedConfig) -> Option<crate::sources::feed::FeedOptions
         options.min_interval = interval;
     }
     Some(options)
+}
+
+fn env_flag(name: &str) -> bool {
+    env_nonempty(name).is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }
 
 fn env_nonempty(name: &str) -> Option<String> {

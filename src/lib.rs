@@ -14,3 +14,4 @@ pub mod server;
 pub mod service;
 pub mod sources;
 pub mod store;
+pub mod time;

@@ -19,6 +19,7 @@ pub struct Metrics {
     pub revocations: AtomicU64,
     pub alerts_delivered: AtomicU64,
     pub alerts_failed: AtomicU64,
+    pub http_panics: AtomicU64,
 }
 
 /// A latency histogram: cumulative bucket counts, count and sum.
@@ -64,6 +65,7 @@ impl Metrics {
             revocations: AtomicU64::new(0),
             alerts_delivered: AtomicU64::new(0),
             alerts_failed: AtomicU64::new(0),
+            http_panics: AtomicU64::new(0),
         }
     }
 

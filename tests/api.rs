@@ -116,13 +116,17 @@ both_backends!(default_key_rotates_but_never_revokes, |s: common::Server| async 
     );
     let secret = created["secret"].as_str().unwrap();
     assert_eq!(s.code(secret, None, None).await, "VALID");
-
+    // The creating key reaches only its own project; the new project's
+    // admin key, made with it, manages this one.
+    let admin = created["admin_secret"].as_str().unwrap();
     let id = default["id"].as_str().unwrap();
-    let (refused, body) = s.admin("POST", &format!("/v1/keys/{id}/revoke"), None).await;
+    let (elsewhere, _) = s.admin("POST", &format!("/v1/keys/{id}/revoke"), None).await;
+    assert_eq!(elsewhere, 404);
+    let (refused, body) = s.call(Some(admin), "POST", &format!("/v1/keys/{id}/revoke"), None).await;
     assert_eq!(refused, 409, "{body}");
     assert_eq!(body["error"]["code"], "conflict");
     assert_eq!(s.code(secret, None, None).await, "VALID");
-    let (rotated, new) = s.admin("POST", &format!("/v1/keys/{id}/rotate"), None).await;
+    let (rotated, new) = s.call(Some(admin), "POST", &format!("/v1/keys/{id}/rotate"), None).await;
     assert_eq!(rotated, 201, "{new}");
     assert_eq!(new["key"]["is_default"], true);
     assert_eq!(s.code(new["secret"].as_str().unwrap(), None, None).await, "VALID");

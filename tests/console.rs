@@ -124,8 +124,9 @@ async fn sign_in(b: &Browser, base: &str, email: &str) {
 
 async fn server_with_people() -> common::Server {
     let s = common::Server::start(common::Backend::Sqlite).await.unwrap();
-    s.service.set_password(OWNER, PASSWORD).await.unwrap();
-    s.service.set_password("viewer@example.com", PASSWORD).await.unwrap();
+    let operator = keyward::service::Caller::system("test");
+    s.service.set_password(&operator, OWNER, PASSWORD).await.unwrap();
+    s.service.set_password(&operator, "viewer@example.com", PASSWORD).await.unwrap();
     let system = keyward::service::Caller::system("test");
     s.service
         .add_member(&system, &s.project, "viewer@example.com", keyward::store::Role::Viewer)
@@ -427,24 +428,29 @@ async fn plan_gating_secret_never_in_the_list_and_logout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_owner_adds_a_person_who_can_then_sign_in() {
+async fn the_owner_invites_a_person_who_chooses_a_password_and_signs_in() {
     let s = server_with_people().await;
     let owner = http_sign_in(&s, OWNER).await;
     let path = format!("/console/projects/{}/members", s.project);
-    let (status, _) = owner
+    let (status, page) = owner
         .post(
             &path,
-            &[
-                ("_csrf", owner.csrf.as_str()),
-                ("email", "new@example.com"),
-                ("role", "member"),
-                ("password", PASSWORD),
-            ],
+            &[("_csrf", owner.csrf.as_str()), ("email", "new@example.com"), ("role", "member")],
         )
         .await;
-    assert_eq!(status, 303);
-    let (_, page) = owner.get(&path).await;
-    assert!(page.contains("new@example.com"), "{page}");
+    assert_eq!(status, 200, "{page}");
+    assert!(!page.contains("name=\"password\""), "an admin never types someone's password");
+    let start = page.find("/console/invite/").expect("an invitation link");
+    let link: String = page[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || "/-_".contains(*c))
+        .collect();
+    let (status, form) = owner.get(&link).await;
+    assert_eq!(status, 200, "{form}");
+    assert!(form.contains("new@example.com"));
+    let accept = [("password", PASSWORD), ("confirm", PASSWORD)];
+    assert_eq!(owner.post(&link, &accept).await.0, 303);
+    assert_eq!(owner.post(&link, &accept).await.0, 404, "a link works once");
     let newcomer = http_sign_in(&s, "new@example.com").await;
     assert_eq!(newcomer.get(&format!("/console/projects/{}/keys", s.project)).await.0, 200);
 

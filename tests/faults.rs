@@ -80,6 +80,11 @@ async fn a_database_restart_under_load_loses_no_accepted_webhook() {
             while running(&stop) {
                 n += 1;
                 let delivery = format!("restart-{n}");
+                // Each delivery is its own push event (a replayed body
+                // would be answered `duplicate`): it carries its own hook id.
+                let mut event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                event["hook_id"] = serde_json::json!(n);
+                let body = serde_json::to_vec(&event).unwrap();
                 let request =
                     e.s.http
                         .post(format!("{}/webhooks/github", e.s.base))

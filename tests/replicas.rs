@@ -46,6 +46,7 @@ async fn replica(url: &str) -> Replica {
                 webhooks: Default::default(),
                 console: Default::default(),
                 limits: Default::default(),
+                trusted_proxies: Default::default(),
             });
             let _ = tx.send(Replica { base, service });
             axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())

@@ -169,6 +169,15 @@ fn keys_and_projects_commands_talk_to_a_running_server() {
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     let project: Value = serde_json::from_slice(&created.stdout).unwrap();
     let project_id = project["project"]["id"].as_str().unwrap();
+    // A key reaches only its own project: the new project's own admin key
+    // manages it, and the bootstrap key is turned away there.
+    let refused = keyward(&["keys", "list", "--project", project_id], &env);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("404"));
+    let admin = project["admin_secret"]
+        .as_str()
+        .expect("the creating key gets an admin key for the project");
+    let env = [("KEYWARD_URL", running.url.as_str()), ("KEYWARD_TOKEN", admin)];
 
     let key = keyward(
         &[
@@ -221,6 +230,8 @@ fn alert_is_delivered_exactly_once_across_a_kill_9() {
     let envs = [
         ("KEYWARD_GITHUB_PARTNER_KEYS_URL", keys_url.as_str()),
         ("KEYWARD_JOB_LEASE_SECONDS", "1"),
+        // the alert receiver is a fake on loopback
+        ("KEYWARD_ALLOW_PRIVATE_TARGETS", "1"),
     ];
     let mut first = serve_with(&data, &log, &envs, true);
     let client = reqwest::blocking::Client::new();

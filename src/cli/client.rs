@@ -73,7 +73,7 @@ pub enum KeysCommand {
 
 #[derive(clap::Subcommand)]
 pub enum ProjectsCommand {
-    /// Create a project; its default key's secret is printed once.
+    /// Create a project; its default key's and its admin key's secrets are printed once.
     Create {
         #[command(flatten)]
         endpoint: Endpoint,
@@ -169,7 +169,7 @@ fn print_response(endpoint: &Endpoint, value: &Value) {
             print_item(item);
         }
     }
-    for single in ["key", "default_key", "rotated_key"] {
+    for single in ["key", "default_key", "rotated_key", "admin_key"] {
         if let Some(item) = value.get(single) {
             print_item(item);
         }
@@ -179,6 +179,9 @@ fn print_response(endpoint: &Endpoint, value: &Value) {
     }
     if let Some(secret) = value["secret"].as_str() {
         println!("secret (shown once, store it now): {secret}");
+    }
+    if let Some(secret) = value["admin_secret"].as_str() {
+        println!("the new project's admin key (shown once; use it to manage this project): {secret}");
     }
 }
 

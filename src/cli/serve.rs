@@ -98,7 +98,8 @@ async fn open(args: &StoreArgs, listen: Option<String>) -> Result<Opened> {
             "active keys are still fingerprinted with another pepper; they move to the current one when next used"
         );
     }
-    let service = KeyService::new(store, fingerprinter, catalog, &settings.prefix)?;
+    let outbound = keyward::service::outbound::OutboundPolicy::from_setting(settings.allow_private_targets);
+    let service = KeyService::new(store, fingerprinter, catalog, &settings.prefix)?.with_outbound(outbound);
     Ok(Opened {
         service: Arc::new(service),
         settings,
@@ -156,7 +157,9 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             smtp_url: opened.settings.smtp_url.clone(),
             from: opened.settings.smtp_from.clone(),
         };
-        let worker = AlertWorker::new(service.store().clone(), email, responder.alert_signal()).with_lease_ms(opened.settings.job_lease_ms);
+        let worker = AlertWorker::new(service.store().clone(), email, responder.alert_signal())
+            .with_outbound(service.outbound())
+            .with_lease_ms(opened.settings.job_lease_ms);
         let mut workers = vec![worker.id().to_string()];
         let alerts = tokio::spawn(worker.run());
         let webhooks = Webhooks {
@@ -175,6 +178,9 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             webhooks,
             console: Arc::new(keyward::server::console::Console::new(opened.settings.secure_cookies)),
             limits: Arc::new(keyward::server::limits::RateLimits::from_env()),
+            trusted_proxies: Arc::new(
+                keyward::server::client::TrustedProxies::parse(&opened.settings.trusted_proxies).context("trusted proxies")?,
+            ),
         });
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown_signal())
@@ -338,6 +344,10 @@ pub enum UsersCommand {
         /// viewer, member or admin.
         #[arg(long, requires = "project")]
         role: Option<String>,
+        /// Also let the user act at deployment level: create projects, read
+        /// the leak sources, and issue keys with `deployment:admin`.
+        #[arg(long)]
+        deployment_owner: bool,
     },
 }
 
@@ -347,6 +357,7 @@ pub fn users(command: UsersCommand) -> Result<u8> {
         email,
         project,
         role,
+        deployment_owner,
     } = command;
     let mut password = String::new();
     std::io::stdin()
@@ -355,13 +366,17 @@ pub fn users(command: UsersCommand) -> Result<u8> {
     let password = password.trim_end_matches(['\r', '\n']);
     runtime()?.block_on(async {
         let opened = open(&store, None).await?;
-        let user_id = opened.service.set_password(&email, password).await?;
+        let cli = keyward::service::Caller::system("cli");
+        let user_id = opened.service.set_password(&cli, &email, password).await?;
         if let (Some(project), Some(role)) = (project, role) {
             let role = keyward::store::Role::parse(&role)
                 .filter(|r| *r != keyward::store::Role::Owner)
                 .with_context(|| format!("role {role:?}: use viewer, member or admin"))?;
-            let cli = keyward::service::Caller::system("cli");
             opened.service.add_member(&cli, &project, &email, role).await?;
+        }
+        if deployment_owner {
+            opened.service.make_deployment_owner(&cli, &user_id).await?;
+            println!("user {user_id} ({email}) is a deployment owner");
         }
         opened.service.store().close().await;
         println!("user {user_id} ({email}) can sign in at /console");

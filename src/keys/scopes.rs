@@ -5,7 +5,14 @@
 use std::collections::BTreeMap;
 
 /// Scopes of keyward's own API, always in the catalog.
-pub const ADMIN_SCOPES: &[&str] = &["keys:read", "keys:write", "audit:read", "members:write", "projects:admin"];
+pub const ADMIN_SCOPES: &[&str] = &[
+    "keys:read",
+    "keys:write",
+    "audit:read",
+    "members:write",
+    "projects:admin",
+    "deployment:admin",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScopeError {
@@ -108,6 +115,22 @@ fn grant_covers(grant: &str, required: &str) -> bool {
         (Some(resource), Some((wanted, _))) => resource == wanted,
         _ => false,
     }
+}
+
+/// Whether `granted` can do everything `wanted` (an exact scope,
+/// `resource:*` or `*`) can: the test for handing out a key no stronger
+/// than the hand that makes it.
+pub fn covers(granted: &[String], wanted: &str) -> bool {
+    if wanted == "*" || wanted.ends_with(":*") {
+        granted.iter().any(|g| g == "*" || g == wanted)
+    } else {
+        allows(granted, wanted)
+    }
+}
+
+/// Whether `granted` reaches any of keyward's own management API.
+pub fn grants_management(granted: &[String]) -> bool {
+    ADMIN_SCOPES.iter().any(|s| allows(granted, s))
 }
 
 /// The product a scope belongs to: its resource.

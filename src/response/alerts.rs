@@ -164,6 +164,7 @@ pub struct EmailSettings {
 pub struct AlertWorker {
     store: Store,
     http: reqwest::Client,
+    outbound: crate::service::outbound::OutboundPolicy,
     email: EmailSettings,
     id: String,
     wake: Arc<Notify>,
@@ -171,19 +172,26 @@ pub struct AlertWorker {
 }
 
 impl AlertWorker {
+    /// Internal addresses are refused as delivery targets until
+    /// [`AlertWorker::with_outbound`] allows them.
     pub fn new(store: Store, email: EmailSettings, wake: Arc<Notify>) -> AlertWorker {
-        let http = reqwest::Client::builder()
-            .timeout(HTTP_TIMEOUT)
-            .build()
-            .expect("an HTTP client builds");
+        let outbound = crate::service::outbound::OutboundPolicy::default();
         AlertWorker {
             store,
-            http,
+            http: outbound.client(HTTP_TIMEOUT),
+            outbound,
             email,
             id: crate::service::new_id("worker"),
             wake,
             lease_ms: DEFAULT_LEASE_MS,
         }
+    }
+
+    /// Where admin-set URLs may point; the same policy as when they were saved.
+    pub fn with_outbound(mut self, outbound: crate::service::outbound::OutboundPolicy) -> AlertWorker {
+        self.http = outbound.client(HTTP_TIMEOUT);
+        self.outbound = outbound;
+        self
     }
 
     /// The name its claims are recorded under.
@@ -234,6 +242,9 @@ impl AlertWorker {
     }
 
     async fn deliver(&self, delivery: &Delivery) -> Result<(), String> {
+        if let Channel::Webhook { url, .. } | Channel::Slack { url } = &delivery.channel {
+            self.outbound.check_before_send(url).map_err(|e| e.to_string())?;
+        }
         match &delivery.channel {
             Channel::Webhook { url, secret } => {
                 let body = serde_json::to_vec(&delivery.alert).map_err(|e| e.to_string())?;
@@ -277,12 +288,25 @@ impl AlertWorker {
 }
 
 async fn expect_success(sent: Result<reqwest::Response, reqwest::Error>) -> Result<(), String> {
-    let response = sent.map_err(|e| format!("request failed: {e}"))?;
+    // The error's source chain says why (an internal address refused, a
+    // timeout); the URL, which may carry credentials, is left out.
+    let response = sent.map_err(|e| format!("request failed: {}", describe(&e.without_url())))?;
     if response.status().is_success() {
         Ok(())
     } else {
         Err(format!("receiver answered {}", response.status()))
     }
+}
+
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Runs a queue worker's rounds until the task is dropped: at once while

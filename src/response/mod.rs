@@ -226,7 +226,7 @@ impl LeakResponder {
             project_name: project.map(|p| p.name.clone()).unwrap_or_default(),
             found: place.clone(),
             action: action.as_str().into(),
-            detected_at: crate::server::rfc3339(now),
+            detected_at: crate::time::rfc3339(now),
         };
         let mut channels = Vec::new();
         if !settings.webhook_url.is_empty() {

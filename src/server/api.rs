@@ -22,11 +22,15 @@ pub async fn create_project(
     Authed(caller): Authed,
     JsonBody(body): JsonBody<CreateProject>,
 ) -> Result<Response, AppError> {
-    let (project, issued) = s.service.create_project(&caller, &body.name).await?;
+    let created = s.service.create_project(&caller, &body.name).await?;
+    let now = now_ms();
+    let admin = created.admin_key;
     let created = ProjectCreated {
-        project: ProjectView::from(&project),
-        default_key: KeyView::new(&issued.key, now_ms()),
-        secret: issued.secret.into_string(),
+        project: ProjectView::from(&created.project),
+        default_key: KeyView::new(&created.default_key.key, now),
+        secret: created.default_key.secret.into_string(),
+        admin_key: admin.as_ref().map(|a| KeyView::new(&a.key, now)),
+        admin_secret: admin.map(|a| a.secret.into_string()),
     };
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
@@ -64,6 +68,7 @@ pub async fn create_key(
         scopes: body.scopes,
         expires_at: body.expires_at.map(|t| t.to_ms()).transpose().map_err(AppError::invalid)?,
         owner_user_id: body.owner_user_id,
+        owner_service_account_id: body.owner_service_account_id,
     };
     let issued = s.service.create_key(&caller, &project_id, new).await?;
     let body = KeyIssued {
@@ -214,15 +219,33 @@ pub async fn list_entitlements(
     }))
 }
 
-#[utoipa::path(post, path = "/v1/projects/{project_id}/members", request_body = AddMember, responses((status = 201, body = MemberView)))]
+#[utoipa::path(post, path = "/v1/projects/{project_id}/members", request_body = AddMember,
+    responses((status = 201, body = MemberAdded, description = "added or role changed; a new person comes with an invitation link"),
+        (status = 403, description = "a role above the caller's, or an owner's role changed by a non-owner"),
+        (status = 409, description = "the last owner")))]
 pub async fn add_member(
     State(s): State<AppState>,
     Authed(caller): Authed,
     Path(project_id): Path<String>,
     JsonBody(body): JsonBody<AddMember>,
 ) -> Result<Response, AppError> {
-    let member = s.service.add_member(&caller, &project_id, &body.email, body.role).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({"member": MemberView::from(&member)}))).into_response())
+    let added = s.service.add_member(&caller, &project_id, &body.email, body.role).await?;
+    let body = MemberAdded {
+        member: MemberView::from(&added.member),
+        invitation: added.invitation.as_ref().map(InvitationView::from),
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[utoipa::path(delete, path = "/v1/projects/{project_id}/members/{user_id}",
+    responses((status = 204, description = "removed; their personal keys in the project are revoked"), (status = 404), (status = 409, description = "the last owner")))]
+pub async fn remove_member(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path((project_id, user_id)): Path<(String, String)>,
+) -> Result<StatusCode, AppError> {
+    s.service.remove_member(&caller, &project_id, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/v1/projects/{project_id}/members", responses((status = 200, body = MemberList)))]
@@ -308,7 +331,7 @@ pub async fn set_alert_settings(
         .service
         .set_alert_settings(&caller, &project_id, settings, body.leak_policy.as_deref())
         .await?;
-    Ok(Json(AlertSettingsView::from(&saved)))
+    Ok(Json(AlertSettingsView::new(&saved, true)))
 }
 
 #[utoipa::path(get, path = "/v1/projects/{project_id}/alert-settings", responses((status = 200, body = AlertSettingsView)))]
@@ -317,9 +340,8 @@ pub async fn alert_settings(
     Authed(caller): Authed,
     Path(project_id): Path<String>,
 ) -> Result<Json<AlertSettingsView>, AppError> {
-    Ok(Json(AlertSettingsView::from(
-        &s.service.alert_settings(&caller, &project_id).await?,
-    )))
+    let (settings, show_targets) = s.service.alert_settings(&caller, &project_id).await?;
+    Ok(Json(AlertSettingsView::new(&settings, show_targets)))
 }
 
 pub async fn healthz() -> &'static str {

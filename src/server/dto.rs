@@ -13,10 +13,7 @@ use crate::store::{
 /// Keys this close to expiry show as `expiring`.
 const EXPIRING_WITHIN_MS: i64 = 7 * 86_400_000;
 
-pub fn rfc3339(ms: i64) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(time).to_string()
-}
+pub use crate::time::rfc3339;
 
 fn opt_rfc3339(ms: Option<i64>) -> Option<String> {
     ms.map(rfc3339)
@@ -67,6 +64,7 @@ pub struct KeyView {
     pub created_at: String,
     pub created_by: String,
     pub owner_user_id: Option<String>,
+    pub owner_service_account_id: Option<String>,
     pub expires_at: Option<String>,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
@@ -102,6 +100,7 @@ impl KeyView {
             created_at: rfc3339(key.created_at),
             created_by: key.created_by.clone(),
             owner_user_id: key.owner_user_id.clone(),
+            owner_service_account_id: key.owner_service_account_id.clone(),
             expires_at: opt_rfc3339(key.expires_at),
             last_used_at: opt_rfc3339(key.last_used_at),
             revoked_at: opt_rfc3339(key.revoked_at),
@@ -141,6 +140,13 @@ pub struct ProjectCreated {
     pub default_key: KeyView,
     /// The default key's token: shown in this response only.
     pub secret: String,
+    /// A management key in the new project for the key that created it
+    /// (a key reaches only its own project).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_key: Option<KeyView>,
+    /// Its token: shown in this response only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_secret: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -162,8 +168,11 @@ pub struct CreateKey {
     #[serde(default)]
     pub scopes: Vec<String>,
     pub expires_at: Option<TimeInput>,
-    /// Another member to own the key; owners and admins only.
+    /// Another member to own the key; owners and admins only, and never
+    /// someone whose role is above the caller's.
     pub owner_user_id: Option<String>,
+    /// A service account of the project to own the key (a team key).
+    pub owner_service_account_id: Option<String>,
 }
 
 fn default_kind() -> Kind {
@@ -298,6 +307,31 @@ impl From<&Member> for MemberView {
             user_id: m.user_id.clone(),
             email: m.email.clone(),
             role: m.role,
+        }
+    }
+}
+
+/// A member just added; a new person comes with a one-time invitation
+/// link to choose their own password (hand it to them).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberAdded {
+    pub member: MemberView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invitation: Option<InvitationView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationView {
+    /// The console path, shown once: `/console/invite/<token>`.
+    pub path: String,
+    pub expires_at: String,
+}
+
+impl From<&crate::service::Invitation> for InvitationView {
+    fn from(i: &crate::service::Invitation) -> InvitationView {
+        InvitationView {
+            path: i.path(),
+            expires_at: rfc3339(i.expires_at),
         }
     }
 }
@@ -450,22 +484,93 @@ fn email_on() -> bool {
     true
 }
 
+/// Where alerts go, as far as the caller may see: delivery credentials
+/// (the Slack URL, a webhook URL's userinfo, the signing secret) are only
+/// ever shown as set or not set, and Viewers and Members see only which
+/// channels are configured, not where they point.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertSettingsView {
-    pub webhook_url: String,
+    pub webhook_url_set: bool,
+    /// For Owners and Admins: the webhook URL with any `user:password@`
+    /// replaced by `***@`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
     /// Whether a signing secret is set; the secret itself is never shown.
     pub webhook_secret_set: bool,
-    pub slack_webhook_url: String,
+    pub slack_webhook_url_set: bool,
     pub email: bool,
 }
 
-impl From<&AlertSettings> for AlertSettingsView {
-    fn from(a: &AlertSettings) -> AlertSettingsView {
+impl AlertSettingsView {
+    pub fn new(a: &AlertSettings, show_targets: bool) -> AlertSettingsView {
         AlertSettingsView {
-            webhook_url: a.webhook_url.clone(),
+            webhook_url_set: !a.webhook_url.is_empty(),
+            webhook_url: (show_targets && !a.webhook_url.is_empty()).then(|| without_userinfo(&a.webhook_url)),
             webhook_secret_set: !a.webhook_secret.is_empty(),
-            slack_webhook_url: a.slack_webhook_url.clone(),
+            slack_webhook_url_set: !a.slack_webhook_url.is_empty(),
             email: a.email,
         }
+    }
+}
+
+/// `https://user:pass@host/x` as `https://***@host/x`; a stored value that
+/// does not parse as a URL is not shown at all.
+fn without_userinfo(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                let _ = parsed.set_password(None);
+                let _ = parsed.set_username("***");
+            }
+            parsed.to_string()
+        }
+        Err(_) => "(not a URL)".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! t {
+        ($name:ident, $url:expr, $expected:expr) => {
+            #[test]
+            fn $name() {
+                assert_eq!(without_userinfo($url), $expected);
+            }
+        };
+    }
+
+    t!(
+        userinfo_masked,
+        "https://bob:hunter2@hooks.example.com/k",
+        "https://***@hooks.example.com/k"
+    );
+    t!(
+        user_only_masked,
+        "https://token@hooks.example.com/",
+        "https://***@hooks.example.com/"
+    );
+    t!(plain_kept, "https://hooks.example.com/keyward", "https://hooks.example.com/keyward");
+    t!(unparsable_hidden, "not a url at all", "(not a URL)");
+
+    #[test]
+    fn viewers_see_only_whether_channels_are_set() {
+        let settings = AlertSettings {
+            webhook_url: "https://u:p@hooks.example.com/x".into(),
+            webhook_secret: "a-long-signing-secret".into(),
+            slack_webhook_url: "https://hooks.slack.com/services/T0/B0/secret".into(),
+            email: true,
+        };
+        let viewer = serde_json::to_string(&AlertSettingsView::new(&settings, false)).unwrap();
+        let admin = serde_json::to_string(&AlertSettingsView::new(&settings, true)).unwrap();
+        for shown in [&viewer, &admin] {
+            assert!(
+                !shown.contains("hooks.slack.com") && !shown.contains("u:p") && !shown.contains("signing"),
+                "{shown}"
+            );
+        }
+        assert!(!viewer.contains("hooks.example.com"), "{viewer}");
+        assert!(admin.contains("https://***@hooks.example.com/x"), "{admin}");
     }
 }

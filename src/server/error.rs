@@ -73,10 +73,20 @@ impl IntoResponse for AppError {
 impl From<Denied> for AppError {
     fn from(denied: Denied) -> AppError {
         let message = denied.to_string();
+        AppError::refused(denied, message)
+    }
+}
+
+impl AppError {
+    /// A refusal: 401 without credentials, 404 for what the caller cannot
+    /// reach (the same answer as for a missing object), else 403.
+    fn refused(denied: Denied, message: String) -> AppError {
         match denied {
             Denied::Unauthenticated(_) => AppError::unauthenticated(message),
-            Denied::WrongMode => AppError::new(StatusCode::UNAUTHORIZED, "wrong_mode", message),
-            Denied::Publishable | Denied::Scope(_) | Denied::NotMember | Denied::Role => {
+            Denied::Invisible(what) => AppError::not_found(what),
+            Denied::TestMode => AppError::new(StatusCode::FORBIDDEN, "test_mode", message),
+            Denied::NotEntitled(_) => AppError::new(StatusCode::FORBIDDEN, "not_entitled", message),
+            Denied::Publishable | Denied::Scope(_) | Denied::OwnerGone | Denied::Role | Denied::NotDeploymentOwner => {
                 AppError::new(StatusCode::FORBIDDEN, "forbidden", message)
             }
             Denied::Unavailable => AppError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
@@ -91,6 +101,7 @@ impl From<ServiceError> for AppError {
             ServiceError::NotFound(what) => AppError::not_found(what),
             ServiceError::Conflict(m) => AppError::new(StatusCode::CONFLICT, "conflict", m),
             ServiceError::Denied(d) => d.into(),
+            ServiceError::Refused(d, message) => AppError::refused(d, message),
             ServiceError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
                 AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")

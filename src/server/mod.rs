@@ -7,6 +7,7 @@
 //! get a clear error and change nothing.
 
 mod api;
+pub mod client;
 pub mod console;
 mod dto;
 mod error;
@@ -16,12 +17,10 @@ mod partners;
 mod status;
 mod webhooks;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::routing::{get, post, put};
 use axum::Router;
 use serde::de::DeserializeOwned;
 
@@ -47,51 +46,99 @@ pub struct AppState {
     pub webhooks: Webhooks,
     pub console: Arc<console::Console>,
     pub limits: Arc<limits::RateLimits>,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<client::TrustedProxies>,
+}
+
+/// Builds a router from `method "path" => handler` lines and lists the same
+/// routes in a constant, so that no route exists which the authorization
+/// table test does not know of.
+macro_rules! routes {
+    ($list:ident, $router:ident, [$($method:ident $path:literal => $handler:expr),* $(,)?]) => {
+        /// Every (method, path) this part of the server answers.
+        pub const $list: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        pub(crate) fn $router() -> axum::Router<$crate::server::AppState> {
+            axum::Router::new()$(.route($path, axum::routing::$method($handler)))*
+        }
+    };
+}
+pub(crate) use routes;
+
+routes!(API_ROUTES, api_routes, [
+    post "/v1/projects" => api::create_project,
+    get "/v1/projects" => api::list_projects,
+    get "/v1/projects/{project_id}" => api::get_project,
+    post "/v1/projects/{project_id}/keys" => api::create_key,
+    get "/v1/projects/{project_id}/keys" => api::list_keys,
+    get "/v1/projects/{project_id}/entitlements" => api::list_entitlements,
+    put "/v1/projects/{project_id}/entitlements/{product}" => api::set_entitlement,
+    post "/v1/projects/{project_id}/members" => api::add_member,
+    get "/v1/projects/{project_id}/members" => api::list_members,
+    delete "/v1/projects/{project_id}/members/{user_id}" => api::remove_member,
+    get "/v1/projects/{project_id}/audit" => api::audit,
+    get "/v1/projects/{project_id}/audit/export" => api::audit_export,
+    get "/v1/projects/{project_id}/incidents" => api::incidents,
+    put "/v1/projects/{project_id}/alert-settings" => api::set_alert_settings,
+    get "/v1/projects/{project_id}/alert-settings" => api::alert_settings,
+    post "/v1/keys/verify" => api::verify,
+    get "/v1/keys/{key_id}" => api::get_key,
+    patch "/v1/keys/{key_id}" => api::update_key,
+    post "/v1/keys/{key_id}/revoke" => api::revoke_key,
+    post "/v1/keys/{key_id}/rotate" => api::rotate_key,
+    get "/v1/openapi.json" => openapi::document,
+    get "/v1/sources" => status::sources,
+    get "/metrics" => status::metrics,
+    get "/healthz" => api::healthz,
+    get "/readyz" => api::readyz,
+]);
+
+routes!(PARTNER_ROUTES, partner_routes, [
+    post "/partners/github/secret-scanning" => partners::github,
+    post "/partners/gitlab/secret-detection" => partners::gitlab,
+]);
+
+routes!(CODE_HOST_ROUTES, code_host_routes, [
+    post "/webhooks/github" => webhooks::github,
+    post "/webhooks/gitlab" => webhooks::gitlab,
+]);
+
+/// Every route of the server, as (lowercase method, path template).
+pub fn all_routes() -> Vec<(&'static str, &'static str)> {
+    [API_ROUTES, PARTNER_ROUTES, CODE_HOST_ROUTES, console::CONSOLE_ROUTES].concat()
 }
 
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/v1/projects", post(api::create_project).get(api::list_projects))
-        .route("/v1/projects/{project_id}", get(api::get_project))
-        .route("/v1/projects/{project_id}/keys", post(api::create_key).get(api::list_keys))
-        .route("/v1/projects/{project_id}/entitlements", get(api::list_entitlements))
-        .route("/v1/projects/{project_id}/entitlements/{product}", put(api::set_entitlement))
-        .route("/v1/projects/{project_id}/members", post(api::add_member).get(api::list_members))
-        .route("/v1/projects/{project_id}/audit", get(api::audit))
-        .route("/v1/projects/{project_id}/audit/export", get(api::audit_export))
-        .route("/v1/projects/{project_id}/incidents", get(api::incidents))
-        .route(
-            "/v1/projects/{project_id}/alert-settings",
-            put(api::set_alert_settings).get(api::alert_settings),
-        )
-        .route("/v1/keys/verify", post(api::verify))
-        .route("/v1/keys/{key_id}", get(api::get_key).patch(api::update_key))
-        .route("/v1/keys/{key_id}/revoke", post(api::revoke_key))
-        .route("/v1/keys/{key_id}/rotate", post(api::rotate_key))
-        .route("/v1/openapi.json", get(openapi::document))
+    let api = api_routes()
         .merge(console::routes())
-        .route("/v1/sources", get(status::sources))
-        .route("/metrics", get(status::metrics))
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
         .layer(axum::middleware::from_fn(refuse_declared_over::<MAX_BODY>))
         .layer(DefaultBodyLimit::max(MAX_BODY));
-    let partner_reports = Router::new()
-        .route("/partners/github/secret-scanning", post(partners::github))
-        .route("/partners/gitlab/secret-detection", post(partners::gitlab))
+    let partner_reports = partner_routes()
         .layer(axum::middleware::from_fn(refuse_declared_over::<{ partners::MAX_PARTNER_BODY }>))
         .layer(DefaultBodyLimit::max(partners::MAX_PARTNER_BODY));
-    let code_hosts = Router::new()
-        .route("/webhooks/github", post(webhooks::github))
-        .route("/webhooks/gitlab", post(webhooks::gitlab))
+    let code_hosts = code_host_routes()
         .layer(axum::middleware::from_fn(refuse_declared_over::<MAX_WEBHOOK_BODY>))
         .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY));
     api.merge(partner_reports)
         .merge(code_hosts)
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(refuse_nul_in_url))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_to_500))
+        .layer(axum::middleware::from_fn_with_state(state.trusted_proxies.clone(), client::resolve))
         .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// A handler that panics gets a 500 JSON error, never a dropped
+/// connection; the panic is counted in `/metrics`. Its message is not sent.
+fn panic_to_500(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    crate::metrics::Metrics::add(&crate::metrics::METRICS.http_panics, 1);
+    tracing::error!("a request handler panicked");
+    axum::response::IntoResponse::into_response(AppError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error",
+    ))
 }
 
 /// A `%00` in the path or query would reach lookups and filters as a NUL
@@ -198,22 +245,12 @@ impl FromRequestParts<AppState> for Authed {
             .map(str::trim)
             .ok_or_else(|| AppError::unauthenticated("send Authorization: Bearer <keyward key>"))?;
         let caller = state.service.authenticate(token).await?;
-        Ok(Authed(caller.with_ip(client_ip(parts))))
+        Ok(Authed(caller.with_ip(peer(&parts.extensions))))
     }
 }
 
-/// The client's address as a limiter key; empty when unknown.
+/// The client's address (see [`client`]) as a limiter key and for the
+/// audit log; empty when unknown.
 pub(crate) fn peer(extensions: &axum::http::Extensions) -> String {
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-        .unwrap_or_default()
-}
-
-fn client_ip(parts: &Parts) -> String {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-        .unwrap_or_default()
+    client::ClientIp::of(extensions).map(|ip| ip.to_string()).unwrap_or_default()
 }

@@ -131,6 +131,11 @@ fn process_metrics(out: &mut String) {
             "Alert deliveries that failed (and will be retried or dead-lettered).",
             &METRICS.alerts_failed,
         ),
+        (
+            "keyward_http_panics_total",
+            "Requests whose handler panicked; each was answered 500.",
+            &METRICS.http_panics,
+        ),
     ] {
         family(out, name, "counter", help);
         out.push_str(&format!("{name} {}\n", Metrics::get(counter)));

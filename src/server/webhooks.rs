@@ -1,8 +1,12 @@
 //! `POST /webhooks/github` and `POST /webhooks/gitlab`: the signature or
 //! token is checked over the raw body, then the push is recorded as a job
 //! and answered with 202. The answer goes out only after the job is
-//! committed, so a 2xx means the push will be read. A redelivery (the same
-//! delivery id) is acknowledged with 200 and not queued again.
+//! committed, so a 2xx means the push will be read. A redelivery is
+//! acknowledged with 200 `duplicate` and not queued again, whether it
+//! carries the same delivery id or a new one: the delivery id is not
+//! covered by GitHub's signature, so a push is also known by its content
+//! (repository, before, after and the SHA-256 of the signed body) for a
+//! replay window.
 
 use std::sync::Arc;
 
@@ -11,6 +15,7 @@ use axum::extract::State;
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use super::{AppError, AppState};
@@ -23,6 +28,10 @@ use crate::store::{now_ms, NewJob};
 /// GitHub caps a delivery at 25 MB, but a push payload lists at most 20
 /// commits and no diffs; 5 MiB is ample and bounds what one request holds.
 pub const MAX_WEBHOOK_BODY: usize = 5 << 20;
+
+/// How long a push body is remembered: longer than code hosts keep
+/// deliveries for manual redelivery (GitHub: 3 days).
+pub const REPLAY_WINDOW_MS: i64 = 7 * 86_400_000;
 
 /// The webhook secrets, and the handle that wakes the push worker.
 #[derive(Clone, Default)]
@@ -50,7 +59,8 @@ pub async fn github(State(s): State<AppState>, extensions: Extensions, headers: 
         "ping" => Ok((StatusCode::OK, Json(json!({"status": "pong"})))),
         "push" => {
             let event: PushEvent = super::parse_json(&body)?;
-            queue(&s, pushes::github_job(delivery, &event, now_ms())).await
+            let content = content_key("github", &[&event.repository.full_name, &event.before, &event.after], &body);
+            queue(&s, pushes::github_job(delivery, &event, now_ms()), &content).await
         }
         other => Ok(ignored(other)),
     }
@@ -80,16 +90,33 @@ pub async fn gitlab(State(s): State<AppState>, extensions: Extensions, headers: 
         .or_else(|| header(gitlab::UUID_HEADER))
         .map(str::to_string)
         .unwrap_or_else(|| format!("{}:{}:{}..{}", hook.project_id, hook.git_ref, hook.before, hook.after));
-    queue(&s, pushes::gitlab_job(&delivery, &hook, now_ms())).await
+    let content = content_key("gitlab", &[&hook.project_id.to_string(), &hook.before, &hook.after], &body);
+    queue(&s, pushes::gitlab_job(&delivery, &hook, now_ms()), &content).await
 }
 
-async fn queue(s: &AppState, job: NewJob) -> Result<Answer, AppError> {
-    let queued = s
-        .service
-        .store()
-        .enqueue(&job, now_ms())
-        .await
-        .map_err(|e| AppError::from(ServiceError::from(e)))?;
+/// `host:` + SHA-256 over the push's identity and its whole signed body.
+fn content_key(host: &str, identity: &[&str], body: &[u8]) -> String {
+    let mut digest = Sha256::new();
+    for part in identity {
+        digest.update(part.as_bytes());
+        digest.update([0]);
+    }
+    digest.update(Sha256::digest(body));
+    format!("{host}:{}", hex::encode(digest.finalize()))
+}
+
+/// Records the body's receipt and the job in one transaction: a 2xx means
+/// both are durable, and a replay of either is a duplicate.
+async fn queue(s: &AppState, job: NewJob, content_key: &str) -> Result<Answer, AppError> {
+    let now = now_ms();
+    let stored = async {
+        let mut tx = s.service.store().begin().await?;
+        let fresh = tx.record_receipt(content_key, now, now - REPLAY_WINDOW_MS).await?;
+        let queued = fresh && tx.enqueue(&job, now).await?;
+        tx.commit().await?;
+        Ok::<bool, crate::store::StoreError>(queued)
+    };
+    let queued = stored.await.map_err(|e| AppError::from(ServiceError::from(e)))?;
     if !queued {
         return Ok((StatusCode::OK, Json(json!({"status": "duplicate"}))));
     }

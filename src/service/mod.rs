@@ -4,6 +4,7 @@
 //! the change is reported done.
 
 mod access;
+pub mod outbound;
 mod people;
 pub mod verify;
 
@@ -11,8 +12,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-pub use access::{Action, Caller, Denied};
-pub use people::{NewSession, SESSION_MS};
+pub use access::{Action, Caller, Denied, DeploymentAction, KeyTarget, DEPLOYMENT_SCOPE};
+pub use people::{Invitation, NewSession, INVITATION_MS, SESSION_MS};
 pub use verify::{Verdict, Verifier, VerifyCode};
 
 use crate::keys::fingerprint::Fingerprinter;
@@ -34,6 +35,9 @@ pub enum ServiceError {
     Conflict(String),
     #[error(transparent)]
     Denied(#[from] Denied),
+    /// A refusal with a message saying what, beyond the generic one.
+    #[error("{1}")]
+    Refused(Denied, String),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -65,9 +69,19 @@ pub struct NewKey {
     pub mode: Mode,
     pub scopes: Vec<String>,
     pub expires_at: Option<i64>,
-    /// Another member to own the key (admins only); default: the caller.
+    /// Another member to own the key (admins and owners only); default:
+    /// the caller.
     pub owner_user_id: Option<String>,
+    /// A service account of the project to own the key (a team key).
+    pub owner_service_account_id: Option<String>,
 }
+
+/// The latest expiry a key may have: before 9999-12-31T00:00:00Z, so every
+/// stored time formats as a four-digit-year RFC 3339 date.
+pub const MAX_EXPIRES_AT_MS: i64 = 253_402_214_400_000;
+
+/// The product whose entitlement gates key management itself (plan gating).
+pub const KEY_MANAGEMENT: &str = "key_management";
 
 /// A key together with its plaintext, returned exactly once.
 #[derive(Debug)]
@@ -81,6 +95,7 @@ pub struct KeyService {
     verifier: Arc<Verifier>,
     catalog: Catalog,
     prefix: String,
+    outbound: outbound::OutboundPolicy,
 }
 
 impl KeyService {
@@ -95,7 +110,19 @@ impl KeyService {
             store,
             catalog,
             prefix: prefix.to_string(),
+            outbound: outbound::OutboundPolicy::default(),
         })
+    }
+
+    /// Where admin-set alert URLs may point (internal addresses refused by
+    /// default).
+    pub fn with_outbound(mut self, policy: outbound::OutboundPolicy) -> KeyService {
+        self.outbound = policy;
+        self
+    }
+
+    pub fn outbound(&self) -> outbound::OutboundPolicy {
+        self.outbound
     }
 
     pub fn store(&self) -> &Store {
@@ -125,6 +152,7 @@ impl KeyService {
         let now = now_ms();
         let mut tx = self.store.begin().await?;
         let user_id = tx.ensure_user(&new_id("user"), owner_email, now).await?;
+        tx.set_deployment_owner(&user_id).await?;
         let owner = Caller::system_for_user(&user_id);
         let (project, _) = self.insert_project(&mut tx, &owner, project_name, now).await?;
         let admin = NewKey {
@@ -135,23 +163,48 @@ impl KeyService {
             scopes: vec!["*".into()],
             expires_at: None,
             owner_user_id: Some(user_id.clone()),
+            owner_service_account_id: None,
         };
         let issued = self.insert_key(&mut tx, &owner, &project.id, admin, false, None, now).await?;
         tx.commit().await?;
         Ok((project, issued, user_id))
     }
 
-    pub async fn create_project(&self, caller: &Caller, name: &str) -> Result<(Project, Issued), ServiceError> {
-        caller.require_scope(Action::CreateProject)?;
+    /// A new project with its default key. A key that creates a project
+    /// also gets a management key in it, owned by the same person with the
+    /// same scopes: a key reaches only its own project, so without it the
+    /// new project could not be managed through the API.
+    pub async fn create_project(&self, caller: &Caller, name: &str) -> Result<NewProject, ServiceError> {
+        caller.authorize_deployment(&self.store, DeploymentAction::CreateProject).await?;
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
             return Err(ServiceError::Invalid("project name must be 1 to 200 characters".into()));
         }
         let now = now_ms();
         let mut tx = self.store.begin().await?;
-        let result = self.insert_project(&mut tx, caller, name, now).await?;
+        let (project, default_key) = self.insert_project(&mut tx, caller, name, now).await?;
+        let admin_key = match (&caller.key_id, &caller.user_id) {
+            (Some(_), Some(owner)) => {
+                let admin = NewKey {
+                    name: "project_admin".into(),
+                    description: "Made with the project, for the key that created it: manages the project through the API.".into(),
+                    kind: Kind::Secret,
+                    mode: Mode::Live,
+                    scopes: caller.scopes.clone(),
+                    expires_at: None,
+                    owner_user_id: Some(owner.clone()),
+                    owner_service_account_id: None,
+                };
+                Some(self.insert_key(&mut tx, caller, &project.id, admin, false, None, now).await?)
+            }
+            _ => None,
+        };
         tx.commit().await?;
-        Ok(result)
+        Ok(NewProject {
+            project,
+            default_key,
+            admin_key,
+        })
     }
 
     async fn insert_project(&self, tx: &mut Tx<'_>, caller: &Caller, name: &str, now: i64) -> Result<(Project, Issued), ServiceError> {
@@ -191,6 +244,7 @@ impl KeyService {
                 .collect(),
             expires_at: None,
             owner_user_id: caller.user_id.clone(),
+            owner_service_account_id: None,
         };
         let issued = self.insert_key(tx, caller, &project.id, default, true, None, now).await?;
         Ok((project, issued))
@@ -198,11 +252,30 @@ impl KeyService {
 
     pub async fn create_key(&self, caller: &Caller, project_id: &str, new: NewKey) -> Result<Issued, ServiceError> {
         self.require_project(project_id).await?;
-        let owner = new.owner_user_id.clone().or_else(|| caller.user_id.clone());
-        caller
-            .authorize(&self.store, project_id, Action::CreateKey, owner.as_deref(), Some(new.mode))
-            .await?;
+        if new.owner_user_id.is_some() && new.owner_service_account_id.is_some() {
+            return Err(ServiceError::Invalid(
+                "give owner_user_id or owner_service_account_id, not both".into(),
+            ));
+        }
+        let (owner_user_id, owner_service_account_id) = match (&new.owner_user_id, &new.owner_service_account_id) {
+            (None, None) => (caller.user_id.clone(), caller.service_account_id.clone()),
+            (user, account) => (user.clone(), account.clone()),
+        };
+        let target = KeyTarget {
+            owner_user_id: owner_user_id.as_deref(),
+            owner_service_account_id: owner_service_account_id.as_deref(),
+            mode: new.mode,
+        };
+        let role = caller
+            .authorize(&self.store, project_id, Action::CreateKey, Some(target))
+            .await
+            .map_err(|d| hidden(d, "project"))?;
+        if !caller.owns(target) {
+            self.require_owner_within(caller, role, project_id, target).await?;
+        }
         self.validate_new_key(&new)?;
+        self.require_grantable(caller, &new.scopes).await?;
+        self.require_key_management(caller, project_id).await?;
         let now = now_ms();
         let mut tx = self.store.begin().await?;
         let issued = self
@@ -211,7 +284,8 @@ impl KeyService {
                 caller,
                 project_id,
                 NewKey {
-                    owner_user_id: owner,
+                    owner_user_id,
+                    owner_service_account_id,
                     ..new
                 },
                 false,
@@ -223,6 +297,66 @@ impl KeyService {
         Ok(issued)
     }
 
+    /// A key made for someone else: they belong to the project (a member,
+    /// or one of its service accounts), and their role is not above the
+    /// caller's, so nobody gains a role through a key they had made.
+    async fn require_owner_within(
+        &self,
+        caller: &Caller,
+        caller_role: Role,
+        project_id: &str,
+        owner: KeyTarget<'_>,
+    ) -> Result<(), ServiceError> {
+        if caller.is_system() {
+            return Ok(());
+        }
+        let owner_role = match (owner.owner_user_id, owner.owner_service_account_id) {
+            (Some(user), _) => self.store.role_of_user(project_id, user).await?,
+            (None, Some(account)) => self.store.role_of_service_account(project_id, account).await?,
+            (None, None) => return Err(ServiceError::Invalid("a key needs an owner".into())),
+        };
+        let Some(owner_role) = owner_role else {
+            return Err(ServiceError::Invalid(
+                "the key's owner must be a member or a service account of this project".into(),
+            ));
+        };
+        if owner_role > caller_role {
+            return Err(Denied::Role.into());
+        }
+        Ok(())
+    }
+
+    /// Scopes a caller may hand out: within a key's own scopes, and
+    /// `deployment:admin` only from a deployment owner.
+    async fn require_grantable(&self, caller: &Caller, scopes: &[String]) -> Result<(), ServiceError> {
+        if !caller.covers_scopes(scopes) {
+            return Err(ServiceError::Denied(Denied::Role).with_message("a key cannot grant scopes beyond its own"));
+        }
+        let names_deployment = scopes.iter().any(|s| s == DEPLOYMENT_SCOPE || s == "deployment:*");
+        if names_deployment && !caller.is_deployment_owner(&self.store).await? {
+            return Err(ServiceError::Denied(Denied::NotDeploymentOwner));
+        }
+        Ok(())
+    }
+
+    /// Plan gating: a project whose `key_management` entitlement requires
+    /// an upgrade creates no keys, on any path.
+    async fn require_key_management(&self, caller: &Caller, project_id: &str) -> Result<(), ServiceError> {
+        if caller.is_system() {
+            return Ok(());
+        }
+        let gated = self
+            .store
+            .entitlements(project_id)
+            .await?
+            .iter()
+            .any(|e| e.product == KEY_MANAGEMENT && !e.state.grants_access());
+        if gated {
+            return Err(ServiceError::Denied(Denied::NotEntitled(KEY_MANAGEMENT)));
+        }
+        Ok(())
+    }
+
     fn validate_new_key(&self, new: &NewKey) -> Result<(), ServiceError> {
         if !valid_name(&new.name) {
             return Err(ServiceError::Invalid("name must be 1 to 64 letters, digits or underscores".into()));
@@ -230,8 +364,8 @@ impl KeyService {
         if new.description.len() > 1000 {
             return Err(ServiceError::Invalid("description must be at most 1000 bytes".into()));
         }
-        if new.expires_at.is_some_and(|t| t <= now_ms()) {
-            return Err(ServiceError::Invalid("expires_at must be in the future".into()));
+        if let Some(at) = new.expires_at {
+            validate_expiry(at, now_ms())?;
         }
         self.catalog.validate(&new.scopes)?;
         Ok(())
@@ -259,7 +393,7 @@ impl KeyService {
             mode: new.mode,
             scopes: new.scopes,
             owner_user_id: new.owner_user_id,
-            owner_service_account_id: None,
+            owner_service_account_id: new.owner_service_account_id,
             created_by: caller.audit_name(),
             created_at: now,
             expires_at: new.expires_at,
@@ -279,14 +413,16 @@ impl KeyService {
     }
 
     pub async fn list_keys(&self, caller: &Caller, project_id: &str) -> Result<Vec<ApiKey>, ServiceError> {
-        self.require_project(project_id).await?;
-        caller.authorize(&self.store, project_id, Action::ViewKeys, None, None).await?;
+        self.view_project(caller, project_id, Action::ViewKeys).await?;
         Ok(self.store.keys_of_project(project_id).await?)
     }
 
     pub async fn get_key(&self, caller: &Caller, key_id: &str) -> Result<ApiKey, ServiceError> {
         let key = self.store.key(key_id).await?.ok_or(ServiceError::NotFound("key"))?;
-        caller.authorize(&self.store, &key.project_id, Action::ViewKeys, None, None).await?;
+        caller
+            .authorize(&self.store, &key.project_id, Action::ViewKeys, Some(KeyTarget::of(&key)))
+            .await
+            .map_err(|d| hidden(d, "key"))?;
         Ok(key)
     }
 
@@ -300,9 +436,13 @@ impl KeyService {
         }
         if let Some(scopes) = &update.scopes {
             self.catalog.validate(scopes)?;
+            self.require_grantable(caller, scopes).await?;
         }
         if update.description.as_ref().is_some_and(|d| d.len() > 1000) {
             return Err(ServiceError::Invalid("description must be at most 1000 bytes".into()));
+        }
+        if let Some(Some(at)) = update.expires_at {
+            validate_expiry(at, now_ms())?;
         }
         let now = now_ms();
         let mut tx = self.store.begin().await?;
@@ -358,9 +498,13 @@ impl KeyService {
     /// after `overlap_seconds` by itself.
     pub async fn rotate_key(&self, caller: &Caller, key_id: &str, overlap_seconds: u64) -> Result<Issued, ServiceError> {
         let old = self.key_for_change(caller, key_id, Action::RotateKey).await?;
+        self.require_revealable(caller, &old).await?;
         let now = now_ms();
         if old.is_revoked_at(now) {
             return Err(ServiceError::Conflict("a revoked key cannot be rotated".into()));
+        }
+        if old.is_expired_at(now) && !old.is_default {
+            return Err(ServiceError::Conflict("an expired key cannot be rotated; create a new one".into()));
         }
         if old.revoked_at.is_some() {
             return Err(ServiceError::Conflict("this key is already being rotated out".into()));
@@ -386,8 +530,10 @@ impl KeyService {
             kind: old.kind,
             mode: old.mode,
             scopes: old.scopes.clone(),
-            expires_at: old.expires_at,
+            // An expired default key rotates into a working one.
+            expires_at: old.expires_at.filter(|t| *t > now),
             owner_user_id: old.owner_user_id.clone(),
+            owner_service_account_id: old.owner_service_account_id.clone(),
         };
         let issued = self
             .insert_key(&mut tx, caller, &old.project_id, successor, old.is_default, Some(&old.id), now)
@@ -404,9 +550,45 @@ impl KeyService {
     async fn key_for_change(&self, caller: &Caller, key_id: &str, action: Action) -> Result<ApiKey, ServiceError> {
         let key = self.store.key(key_id).await?.ok_or(ServiceError::NotFound("key"))?;
         caller
-            .authorize(&self.store, &key.project_id, action, key.owner_user_id.as_deref(), Some(key.mode))
-            .await?;
+            .authorize(&self.store, &key.project_id, action, Some(KeyTarget::of(&key)))
+            .await
+            .map_err(|d| hidden(d, "key"))?;
         Ok(key)
+    }
+
+    /// Rotation hands the caller a new secret with the old key's powers:
+    /// only a caller who already holds those powers may have it. A key
+    /// must cover the scopes, and a key with management scopes may only
+    /// be rotated by someone whose role is at least its owner's.
+    async fn require_revealable(&self, caller: &Caller, key: &ApiKey) -> Result<(), ServiceError> {
+        if caller.is_system() || caller.owns(KeyTarget::of(key)) {
+            return Ok(());
+        }
+        if !caller.covers_scopes(&key.scopes) {
+            return Err(ServiceError::Denied(Denied::Role).with_message("a key cannot rotate a key with scopes beyond its own"));
+        }
+        if !crate::keys::scopes::grants_management(&key.scopes) {
+            return Ok(());
+        }
+        let caller_role = caller.role_in(&self.store, &key.project_id).await?;
+        let owner_role = match (&key.owner_user_id, &key.owner_service_account_id) {
+            (Some(user), _) => self.store.role_of_user(&key.project_id, user).await?,
+            (None, Some(account)) => self.store.role_of_service_account(&key.project_id, account).await?,
+            (None, None) => None,
+        };
+        if owner_role > caller_role {
+            return Err(ServiceError::Denied(Denied::Role).with_message("rotating this key would hand over its owner's higher role"));
+        }
+        Ok(())
+    }
+
+    /// Reach, scope and role for a read of the project.
+    async fn view_project(&self, caller: &Caller, project_id: &str, action: Action) -> Result<Role, ServiceError> {
+        self.require_project(project_id).await?;
+        caller
+            .authorize(&self.store, project_id, action, None)
+            .await
+            .map_err(|d| hidden(d, "project"))
     }
 
     pub async fn set_entitlement(
@@ -416,10 +598,7 @@ impl KeyService {
         product: &str,
         state: EntitlementState,
     ) -> Result<Entitlement, ServiceError> {
-        self.require_project(project_id).await?;
-        caller
-            .authorize(&self.store, project_id, Action::SetEntitlement, None, None)
-            .await?;
+        self.view_project(caller, project_id, Action::SetEntitlement).await?;
         // The billing system owns products: it may gate one before any scope names it.
         let well_formed = (1..=64).contains(&product.len()) && product.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
         if !well_formed {
@@ -450,46 +629,99 @@ impl KeyService {
     }
 
     pub async fn entitlements(&self, caller: &Caller, project_id: &str) -> Result<Vec<Entitlement>, ServiceError> {
-        self.require_project(project_id).await?;
-        caller.authorize(&self.store, project_id, Action::ViewKeys, None, None).await?;
+        self.view_project(caller, project_id, Action::ViewKeys).await?;
         Ok(self.store.entitlements(project_id).await?)
     }
 
-    pub async fn add_member(&self, caller: &Caller, project_id: &str, email: &str, role: Role) -> Result<Member, ServiceError> {
-        self.require_project(project_id).await?;
-        caller.authorize(&self.store, project_id, Action::ManageMembers, None, None).await?;
-        let email = email.trim().to_ascii_lowercase();
-        if !email.contains('@') || email.len() > 320 || email.chars().any(char::is_control) {
-            return Err(ServiceError::Invalid("email is not valid".into()));
-        }
-        if role == Role::Owner && caller.role_in(&self.store, project_id).await? != Some(Role::Owner) {
-            return Err(Denied::Role.into());
+    /// Adds a person to the project or changes their role. Nobody raises
+    /// anyone above their own role, only an Owner changes an Owner's role,
+    /// and the last Owner stays. A person's password is never touched: a
+    /// new person gets an invitation to choose one.
+    pub async fn add_member(&self, caller: &Caller, project_id: &str, email: &str, role: Role) -> Result<AddedMember, ServiceError> {
+        let caller_role = self.view_project(caller, project_id, Action::ManageMembers).await?;
+        let email = valid_email(email)?;
+        if role > caller_role {
+            return Err(ServiceError::Denied(Denied::Role).with_message("nobody can grant a role above their own"));
         }
         let now = now_ms();
         let mut tx = self.store.begin().await?;
         let user_id = tx.ensure_user(&new_id("user"), &email, now).await?;
+        let previous = tx.role_of_user(project_id, &user_id).await?;
+        if previous == Some(Role::Owner) && role != Role::Owner {
+            if caller_role != Role::Owner {
+                return Err(ServiceError::Denied(Denied::Role).with_message("only an owner can change an owner's role"));
+            }
+            if tx.owner_count(project_id).await? <= 1 {
+                return Err(ServiceError::Conflict("the project's last owner cannot be demoted".into()));
+            }
+        }
         tx.set_membership(project_id, &user_id, role, now).await?;
+        let (action, data) = match previous {
+            None => ("member.added", json!({"role": role.as_str()})),
+            Some(old) => ("member.role_changed", json!({"role": role.as_str(), "previous_role": old.as_str()})),
+        };
+        self.audit(&mut tx, caller, Some(project_id), action, &user_id, data, now).await?;
+        let invitation = if tx.invitable(&user_id, project_id).await? {
+            Some(self.invite_in(&mut tx, caller, &user_id, project_id, now).await?)
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(AddedMember {
+            member: Member { user_id, email, role },
+            invitation,
+        })
+    }
+
+    /// Removes a person from the project and revokes the personal keys
+    /// they hold in it. Only an Owner removes an Owner; the last Owner stays.
+    pub async fn remove_member(&self, caller: &Caller, project_id: &str, user_id: &str) -> Result<(), ServiceError> {
+        let caller_role = self.view_project(caller, project_id, Action::ManageMembers).await?;
+        let now = now_ms();
+        let mut tx = self.store.begin().await?;
+        let Some(role) = tx.role_of_user(project_id, user_id).await? else {
+            return Err(ServiceError::NotFound("member"));
+        };
+        if role > caller_role {
+            return Err(ServiceError::Denied(Denied::Role).with_message("nobody can remove a member above their own role"));
+        }
+        if role == Role::Owner && tx.owner_count(project_id).await? <= 1 {
+            return Err(ServiceError::Conflict("the project's last owner cannot be removed".into()));
+        }
+        tx.remove_membership(project_id, user_id).await?;
         self.audit(
             &mut tx,
             caller,
             Some(project_id),
-            "member.added",
-            &user_id,
+            "member.removed",
+            user_id,
             json!({"role": role.as_str()}),
             now,
         )
         .await?;
+        let mut revoked = Vec::new();
+        for key in tx.personal_keys(project_id, user_id).await? {
+            if self.revoke_in(&mut tx, caller, &key, RevokeReason::Manual, now).await? {
+                revoked.push(key.fingerprint);
+            }
+        }
         tx.commit().await?;
-        Ok(Member { user_id, email, role })
+        for fingerprint in revoked {
+            self.verifier.key_changed(&fingerprint).await;
+        }
+        Ok(())
     }
 
     pub async fn members(&self, caller: &Caller, project_id: &str) -> Result<Vec<Member>, ServiceError> {
-        self.require_project(project_id).await?;
-        caller.authorize(&self.store, project_id, Action::ViewKeys, None, None).await?;
+        self.view_project(caller, project_id, Action::ViewKeys).await?;
         Ok(self.store.members(project_id).await?)
     }
 
+    /// The projects the caller can reach: a key's own, or a person's.
     pub async fn projects(&self, caller: &Caller) -> Result<Vec<Project>, ServiceError> {
+        if let Some(home) = &caller.project_id {
+            return Ok(self.store.project(home).await?.into_iter().collect());
+        }
         match &caller.user_id {
             Some(user) => Ok(self.store.projects_of_user(user).await?),
             None => Ok(Vec::new()),
@@ -498,7 +730,10 @@ impl KeyService {
 
     pub async fn project(&self, caller: &Caller, project_id: &str) -> Result<Project, ServiceError> {
         let project = self.require_project(project_id).await?;
-        caller.authorize(&self.store, project_id, Action::ViewKeys, None, None).await?;
+        caller
+            .authorize(&self.store, project_id, Action::ViewKeys, None)
+            .await
+            .map_err(|d| hidden(d, "project"))?;
         Ok(project)
     }
 
@@ -509,8 +744,7 @@ impl KeyService {
         action: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AuditEvent>, ServiceError> {
-        self.require_project(project_id).await?;
-        caller.authorize(&self.store, project_id, Action::ViewAudit, None, None).await?;
+        self.view_project(caller, project_id, Action::ViewAudit).await?;
         Ok(self.store.audit_events(project_id, action, limit).await?)
     }
 
@@ -522,14 +756,16 @@ impl KeyService {
         settings: AlertSettings,
         leak_policy: Option<&str>,
     ) -> Result<AlertSettings, ServiceError> {
-        self.require_project(project_id).await?;
-        caller
-            .authorize(&self.store, project_id, Action::ConfigureProject, None, None)
-            .await?;
+        self.view_project(caller, project_id, Action::ConfigureProject).await?;
         for url in [&settings.webhook_url, &settings.slack_webhook_url] {
-            let http_or_unset = url.is_empty() || url.starts_with("https://") || url.starts_with("http://");
-            if !http_or_unset || url.len() > 2000 {
-                return Err(ServiceError::Invalid(format!("{url:?} is not an http(s) URL")));
+            if url.len() > 2000 {
+                return Err(ServiceError::Invalid("a URL must be at most 2000 characters".into()));
+            }
+            if !url.is_empty() {
+                self.outbound
+                    .check_url(url)
+                    .await
+                    .map_err(|e| ServiceError::Invalid(e.to_string()))?;
             }
         }
         if !settings.webhook_url.is_empty() && settings.webhook_secret.len() < 16 {
@@ -551,16 +787,17 @@ impl KeyService {
         Ok(settings)
     }
 
-    pub async fn alert_settings(&self, caller: &Caller, project_id: &str) -> Result<AlertSettings, ServiceError> {
-        self.require_project(project_id).await?;
-        caller.authorize(&self.store, project_id, Action::ViewKeys, None, None).await?;
-        Ok(self.store.alert_settings(project_id).await?)
+    /// The project's alert settings, and whether the caller may see where
+    /// the channels point (Owners and Admins) or only whether they are set.
+    pub async fn alert_settings(&self, caller: &Caller, project_id: &str) -> Result<(AlertSettings, bool), ServiceError> {
+        let role = self.view_project(caller, project_id, Action::ViewKeys).await?;
+        let settings = self.store.alert_settings(project_id).await?;
+        Ok((settings, role >= Role::Admin))
     }
 
     /// A project's incidents, newest first, each with every place it was seen.
     pub async fn incidents(&self, caller: &Caller, project_id: &str) -> Result<Vec<(Incident, Vec<(Place, i64)>)>, ServiceError> {
-        self.require_project(project_id).await?;
-        caller.authorize(&self.store, project_id, Action::ViewKeys, None, None).await?;
+        self.view_project(caller, project_id, Action::ViewKeys).await?;
         let mut out = Vec::new();
         for incident in self.store.incidents_of_project(project_id).await? {
             let places = self.store.sightings(&incident.id).await?;
@@ -570,9 +807,9 @@ impl KeyService {
     }
 
     /// Every leak source's health. Sources serve the whole deployment, so
-    /// this takes the deployment-wide `projects:admin` scope.
+    /// this is for deployment owners.
     pub async fn source_statuses(&self, caller: &Caller) -> Result<Vec<crate::store::SourceStatus>, ServiceError> {
-        caller.require_scope(Action::ConfigureProject)?;
+        caller.authorize_deployment(&self.store, DeploymentAction::ViewSources).await?;
         Ok(self.store.source_statuses().await?)
     }
 
@@ -604,6 +841,61 @@ impl KeyService {
         .await?;
         Ok(())
     }
+}
+
+/// A project just created, with the keys made for it (each secret shown once).
+#[derive(Debug)]
+pub struct NewProject {
+    pub project: Project,
+    pub default_key: Issued,
+    /// For a key that created the project: a management key in it.
+    pub admin_key: Option<Issued>,
+}
+
+/// A project member who was just added, with the invitation that lets a
+/// new person choose their own password.
+#[derive(Debug)]
+pub struct AddedMember {
+    pub member: Member,
+    pub invitation: Option<Invitation>,
+}
+
+impl ServiceError {
+    /// The same refusal, with a message that says what was refused.
+    fn with_message(self, message: &str) -> ServiceError {
+        match self {
+            ServiceError::Denied(d) => ServiceError::Refused(d, message.to_string()),
+            other => other,
+        }
+    }
+}
+
+/// A refusal about an object the caller cannot reach reads exactly like
+/// "not found"; every other refusal is passed on.
+fn hidden(denied: Denied, what: &'static str) -> ServiceError {
+    match denied {
+        Denied::Invisible(_) => ServiceError::NotFound(what),
+        other => ServiceError::Denied(other),
+    }
+}
+
+/// An expiry must lie in the future and before 9999-12-31.
+fn validate_expiry(at: i64, now: i64) -> Result<(), ServiceError> {
+    if at <= now {
+        return Err(ServiceError::Invalid("expires_at must be in the future".into()));
+    }
+    if at >= MAX_EXPIRES_AT_MS {
+        return Err(ServiceError::Invalid("expires_at must be before 9999-12-31".into()));
+    }
+    Ok(())
+}
+
+pub(crate) fn valid_email(email: &str) -> Result<String, ServiceError> {
+    let email = email.trim().to_ascii_lowercase();
+    if !email.contains('@') || email.len() > 320 || email.chars().any(char::is_control) {
+        return Err(ServiceError::Invalid("email is not valid".into()));
+    }
+    Ok(email)
 }
 
 fn is_management_resource(resource: &str) -> bool {

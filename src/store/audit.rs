@@ -153,6 +153,14 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// How many events the chain holds: every change writes one, so a
+    /// request that changed nothing leaves it where it was.
+    pub async fn audit_length(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT seq FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     /// Walks the whole chain and returns the first broken link, if any.
     pub async fn verify_audit_chain(&self) -> Result<(u64, Option<ChainBreak>), StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2");

@@ -72,6 +72,25 @@ impl Tx<'_> {
     }
 }
 
+impl Tx<'_> {
+    /// Records a webhook body by its content key; false when the same
+    /// content was already received after `window_start`. An older receipt
+    /// is refreshed, so the table holds one replay window at most.
+    pub async fn record_receipt(&mut self, content_key: &str, now: i64, window_start: i64) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM webhook_receipts WHERE received_at < $1")
+            .bind(window_start)
+            .execute(&mut *self.inner)
+            .await?;
+        let done =
+            sqlx::query("INSERT INTO webhook_receipts (content_key, received_at) VALUES ($1, $2) ON CONFLICT (content_key) DO NOTHING")
+                .bind(content_key)
+                .bind(now)
+                .execute(&mut *self.inner)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
 impl Store {
     pub async fn enqueue(&self, job: &NewJob, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;

@@ -207,6 +207,22 @@ impl Tx<'_> {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// The keys a person owns in a project that still work or may (not
+    /// revoked, or inside a rotation overlap), but the project's default
+    /// key, which only rotates.
+    pub async fn personal_keys(&mut self, project_id: &str, user_id: &str) -> Result<Vec<ApiKey>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE project_id = $1 AND owner_user_id = $2 AND is_default = 0 AND (revoked_at IS NULL OR revoked_at > $3)"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(project_id)
+            .bind(user_id)
+            .bind(super::now_ms())
+            .fetch_all(&mut *self.inner)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     pub async fn insert_key(&mut self, key: &NewApiKey) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO api_keys (id, project_id, name, description, kind, mode, scopes, owner_user_id, \

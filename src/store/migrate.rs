@@ -44,6 +44,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "pepper",
         sql: include_str!("../../migrations/0006_pepper.sql"),
     },
+    Migration {
+        version: 7,
+        name: "people",
+        sql: include_str!("../../migrations/0007_people.sql"),
+    },
 ];
 
 /// Any constant works; it only has to be the same in every replica.

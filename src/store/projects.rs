@@ -153,6 +153,16 @@ impl Store {
         role.as_deref().map(role_from_text).transpose()
     }
 
+    /// Whether the user may act at deployment level (create projects, read
+    /// the leak sources).
+    pub async fn is_deployment_owner(&self, user_id: &str) -> Result<bool, StoreError> {
+        let flag: Option<i64> = sqlx::query_scalar("SELECT deployment_owner FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(flag == Some(1))
+    }
+
     pub async fn members(&self, project_id: &str) -> Result<Vec<Member>, StoreError> {
         let rows = sqlx::query(
             "SELECT u.id, u.email, m.role FROM memberships m JOIN users u ON u.id = m.user_id \
@@ -218,6 +228,60 @@ impl Tx<'_> {
             .execute(&mut *self.inner)
             .await?;
         Ok(new_id.to_string())
+    }
+
+    pub async fn set_deployment_owner(&mut self, user_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET deployment_owner = 1 WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// The user's role in the project, read inside the transaction that is
+    /// about to change it.
+    pub async fn role_of_user(&mut self, project_id: &str, user_id: &str) -> Result<Option<Role>, StoreError> {
+        let role: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE project_id = $1 AND user_id = $2")
+            .bind(project_id)
+            .bind(user_id)
+            .fetch_optional(&mut *self.inner)
+            .await?;
+        role.as_deref().map(role_from_text).transpose()
+    }
+
+    pub async fn owner_count(&mut self, project_id: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE project_id = $1 AND role = 'owner'")
+                .bind(project_id)
+                .fetch_one(&mut *self.inner)
+                .await?,
+        )
+    }
+
+    /// Whether an invitation may set this user's first password on behalf
+    /// of `project_id`: the user has no password yet, is no deployment
+    /// owner, and belongs to no other project, so an admin of one project
+    /// can never take over someone who also acts elsewhere.
+    pub async fn invitable(&mut self, user_id: &str, project_id: &str) -> Result<bool, StoreError> {
+        let ok: Option<i64> = sqlx::query_scalar(
+            "SELECT CASE WHEN u.password_hash IS NULL AND u.deployment_owner = 0 AND \
+             NOT EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.id AND m.project_id <> $2) THEN 1 ELSE 0 END \
+             FROM users u WHERE u.id = $1",
+        )
+        .bind(user_id)
+        .bind(project_id)
+        .fetch_optional(&mut *self.inner)
+        .await?;
+        Ok(ok == Some(1))
+    }
+
+    pub async fn remove_membership(&mut self, project_id: &str, user_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM memberships WHERE project_id = $1 AND user_id = $2")
+            .bind(project_id)
+            .bind(user_id)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn set_membership(&mut self, project_id: &str, user_id: &str, role: Role, at: i64) -> Result<(), StoreError> {

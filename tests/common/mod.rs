@@ -30,6 +30,10 @@ pub struct Setup {
     pub smtp_url: Option<String>,
     pub webhooks: keyward::server::Webhooks,
     pub limits: Option<Arc<keyward::server::limits::RateLimits>>,
+    /// Refuse internal alert targets, as a deployment does by default;
+    /// tests leave them allowed so that fakes on loopback receive alerts.
+    pub deny_private_targets: bool,
+    pub trusted_proxies: Vec<String>,
 }
 
 pub struct Server {
@@ -77,7 +81,12 @@ impl Server {
             Backend::Postgres => (postgres_database().await?, None),
         };
         let store = Store::open(&url).await.expect("store opens");
-        let service = Arc::new(KeyService::new(store, Fingerprinter::new(&[7u8; 32]).unwrap(), Catalog::default(), "kw").unwrap());
+        let outbound = keyward::service::outbound::OutboundPolicy::from_setting(!setup.deny_private_targets);
+        let service = Arc::new(
+            KeyService::new(store, Fingerprinter::new(&[7u8; 32]).unwrap(), Catalog::default(), "kw")
+                .unwrap()
+                .with_outbound(outbound),
+        );
         let (project, issued, _) = service.bootstrap("owner@example.com", "first").await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -86,7 +95,8 @@ impl Server {
             smtp_url: setup.smtp_url.clone(),
             from: "keyward@example.com".into(),
         };
-        let worker = keyward::response::alerts::AlertWorker::new(service.store().clone(), email, responder.alert_signal());
+        let worker =
+            keyward::response::alerts::AlertWorker::new(service.store().clone(), email, responder.alert_signal()).with_outbound(outbound);
         tokio::spawn(worker.run());
         let keys = |url: &Option<String>| url.clone().map(|u| Arc::new(keyward::response::partners::PartnerKeys::new(u)));
         let router = app(AppState {
@@ -97,6 +107,7 @@ impl Server {
             webhooks: setup.webhooks.clone(),
             console: Default::default(),
             limits: setup.limits.clone().unwrap_or_default(),
+            trusted_proxies: Arc::new(keyward::server::client::TrustedProxies::parse(&setup.trusted_proxies).unwrap()),
         });
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())

@@ -8,6 +8,11 @@
 //! service, whatever the page showed. A new secret is shown once: the
 //! create post keeps it in memory for one redirect, the reveal page takes
 //! it out, and a reload finds nothing.
+//!
+//! Sign-in failures are counted per client address (behind a trusted
+//! proxy, the address it names) and per email: a guesser is stopped on one
+//! account without locking out everyone behind the same address, and a
+//! forged `X-Forwarded-For` buys nothing.
 
 mod forms;
 mod pages;
@@ -22,8 +27,6 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
@@ -32,21 +35,26 @@ use crate::service::{Caller, ServiceError};
 use crate::store::{ApiKey, RevokeReason, Role};
 use forms::Fields;
 
+pub use crate::service::KEY_MANAGEMENT;
+
 const SESSION_COOKIE: &str = "kw_session";
 /// Double-submit token of the sign-in form, before any session exists.
 const LOGIN_COOKIE: &str = "kw_login";
-/// Sign-in attempts per client address within the window.
-const LOGIN_ATTEMPTS: u32 = 10;
+/// Failed sign-ins allowed per email, and per client address, within the
+/// window. An office behind one address has room for many people's typos.
+const FAILURES_PER_EMAIL: u32 = 10;
+const FAILURES_PER_ADDRESS: u32 = 50;
 const LOGIN_WINDOW: Duration = Duration::from_secs(300);
 /// How long a new secret waits for its one reveal.
 const REVEAL_TTL: Duration = Duration::from_secs(300);
 
-/// The console's memory: secrets awaiting their reveal, and sign-in
-/// attempts per address.
+/// The console's memory: secrets awaiting their reveal, and failed
+/// sign-ins per address and per email.
 #[derive(Default)]
 pub struct Console {
     reveals: Mutex<HashMap<String, Reveal>>,
-    attempts: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    failures_by_address: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    failures_by_email: Mutex<HashMap<String, (u32, Instant)>>,
     secure_cookies: bool,
 }
 
@@ -95,38 +103,69 @@ impl Console {
         }
     }
 
-    /// Counts an attempt; `Err(retry_after)` once the address is over the limit.
-    fn allow_attempt(&self, ip: IpAddr) -> Result<(), Duration> {
-        let mut attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
-        attempts.retain(|_, (_, since)| since.elapsed() < LOGIN_WINDOW);
-        let (count, since) = attempts.entry(ip).or_insert((0, Instant::now()));
-        *count += 1;
-        if *count > LOGIN_ATTEMPTS {
-            Err(LOGIN_WINDOW.saturating_sub(since.elapsed()))
-        } else {
-            Ok(())
+    /// `Err(retry_after)` while the address or the email has used up its
+    /// failures; checked before the password is, so guesses stop.
+    fn allow_attempt(&self, ip: Option<IpAddr>, email: &str) -> Result<(), Duration> {
+        let by_address = ip.and_then(|ip| over_limit(&self.failures_by_address, &ip, FAILURES_PER_ADDRESS));
+        let by_email = over_limit(&self.failures_by_email, &normal_email(email), FAILURES_PER_EMAIL);
+        match by_address.max(by_email) {
+            Some(wait) => Err(wait),
+            None => Ok(()),
         }
+    }
+
+    fn count_failure(&self, ip: Option<IpAddr>, email: &str) {
+        if let Some(ip) = ip {
+            add_failure(&self.failures_by_address, ip);
+        }
+        add_failure(&self.failures_by_email, normal_email(email));
     }
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/console", get(home))
-        .route("/console/login", get(login_page).post(login))
-        .route("/console/logout", axum::routing::post(logout))
-        .route("/console/assets/console.css", get(css))
-        .route("/console/assets/console.js", get(js))
-        .route("/console/projects/{project_id}/keys", get(keys_page).post(create_key))
-        .route("/console/projects/{project_id}/keys/new", get(new_key_page))
-        .route("/console/projects/{project_id}/members", get(members_page).post(add_member))
-        .route("/console/projects/{project_id}/incidents", get(incidents_page))
-        .route("/console/projects/{project_id}/audit", get(audit_page))
-        .route("/console/projects/{project_id}/audit/export", get(audit_export))
-        .route("/console/reveal/{reveal_id}", get(reveal_page))
-        .route("/console/keys/{key_id}/edit", get(edit_page).post(edit_key))
-        .route("/console/keys/{key_id}/revoke", get(revoke_page).post(revoke_key))
-        .route("/console/keys/{key_id}/rotate", get(rotate_page).post(rotate_key))
+fn normal_email(email: &str) -> String {
+    email.trim().to_ascii_lowercase()
 }
+
+/// The wait left when `key` has `limit` failures in the window.
+fn over_limit<K: std::hash::Hash + Eq>(table: &Mutex<HashMap<K, (u32, Instant)>>, key: &K, limit: u32) -> Option<Duration> {
+    let mut table = table.lock().unwrap_or_else(|e| e.into_inner());
+    table.retain(|_, (_, since)| since.elapsed() < LOGIN_WINDOW);
+    table
+        .get(key)
+        .filter(|(count, _)| *count >= limit)
+        .map(|(_, since)| LOGIN_WINDOW.saturating_sub(since.elapsed()))
+}
+
+fn add_failure<K: std::hash::Hash + Eq>(table: &Mutex<HashMap<K, (u32, Instant)>>, key: K) {
+    let mut table = table.lock().unwrap_or_else(|e| e.into_inner());
+    table.entry(key).or_insert((0, Instant::now())).0 += 1;
+}
+
+super::routes!(CONSOLE_ROUTES, routes, [
+    get "/console" => home,
+    get "/console/login" => login_page,
+    post "/console/login" => login,
+    post "/console/logout" => logout,
+    get "/console/assets/console.css" => css,
+    get "/console/assets/console.js" => js,
+    get "/console/invite/{token}" => invitation_page,
+    post "/console/invite/{token}" => accept_invitation,
+    get "/console/projects/{project_id}/keys" => keys_page,
+    post "/console/projects/{project_id}/keys" => create_key,
+    get "/console/projects/{project_id}/keys/new" => new_key_page,
+    get "/console/projects/{project_id}/members" => members_page,
+    post "/console/projects/{project_id}/members" => add_member,
+    get "/console/projects/{project_id}/incidents" => incidents_page,
+    get "/console/projects/{project_id}/audit" => audit_page,
+    get "/console/projects/{project_id}/audit/export" => audit_export,
+    get "/console/reveal/{reveal_id}" => reveal_page,
+    get "/console/keys/{key_id}/edit" => edit_page,
+    post "/console/keys/{key_id}/edit" => edit_key,
+    get "/console/keys/{key_id}/revoke" => revoke_page,
+    post "/console/keys/{key_id}/revoke" => revoke_key,
+    get "/console/keys/{key_id}/rotate" => rotate_page,
+    post "/console/keys/{key_id}/rotate" => rotate_key,
+]);
 
 /// A signed-in person. Pages without one redirect to the sign-in page.
 pub struct Person {
@@ -143,7 +182,7 @@ impl FromRequestParts<AppState> for Person {
         let token = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(to_login)?;
         match state.service.session(&token).await {
             Ok(Some(row)) => Ok(Person {
-                caller: Caller::person(&row.user_id).with_ip(client_ip(parts).map(|ip| ip.to_string()).unwrap_or_default()),
+                caller: Caller::person(&row.user_id).with_ip(super::peer(&parts.extensions)),
                 email: row.email,
                 csrf: row.csrf,
                 token,
@@ -183,13 +222,6 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
-}
-
-fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
 }
 
 fn is_https(headers: &HeaderMap, console: &Console) -> bool {
@@ -254,19 +286,18 @@ async fn login(State(s): State<AppState>, parts: Parts, body: Bytes) -> Response
     if expected.is_empty() || !bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) {
         return pages::message(StatusCode::FORBIDDEN, "Form expired", "Reload the sign-in page and try again.");
     }
-    if let Some(ip) = client_ip(&parts) {
-        if let Err(wait) = s.console.allow_attempt(ip) {
-            let mut page = pages::message(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many attempts",
-                "Too many sign-in attempts from this address. Wait a few minutes and try again.",
-            );
-            page.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
-            return page;
-        }
-    }
     let email = fields.get("email").unwrap_or_default();
+    let ip = super::client::ClientIp::of(&parts.extensions);
+    if let Err(wait) = s.console.allow_attempt(ip, &email) {
+        let mut page = pages::message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            "Too many failed sign-ins for this account or from this address. Wait a few minutes and try again.",
+        );
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+        return page;
+    }
     match s.service.sign_in(&email, &fields.get("password").unwrap_or_default()).await {
         Ok(session) => {
             let secure = is_https(&parts.headers, &s.console);
@@ -282,6 +313,7 @@ async fn login(State(s): State<AppState>, parts: Parts, body: Bytes) -> Response
                 .into_response()
         }
         Err(ServiceError::Denied(_)) => {
+            s.console.count_failure(ip, &email);
             let page = pages::login(&expected, Some("That email and password do not match."));
             (StatusCode::UNAUTHORIZED, page).into_response()
         }
@@ -470,18 +502,37 @@ async fn rotate_key(State(s): State<AppState>, person: Person, Path(key_id): Pat
 }
 
 async fn members_page(State(s): State<AppState>, person: Person, Path(project_id): Path<String>) -> Response {
-    let view = match project_view(&s, &person, &project_id).await {
+    members_view(&s, &person, &project_id, None, None).await
+}
+
+/// The members page, with a problem to show or a fresh invitation link.
+async fn members_view(
+    s: &AppState,
+    person: &Person,
+    project_id: &str,
+    problem: Option<&str>,
+    invitation: Option<(&str, &str)>,
+) -> Response {
+    let view = match project_view(s, person, project_id).await {
         Ok(v) => v,
         Err(page) => return *page,
     };
-    match s.service.members(&person.caller, &project_id).await {
-        Ok(members) => pages::members(&person, &view, &members, None),
+    match s.service.members(&person.caller, project_id).await {
+        Ok(members) => pages::members(person, &view, &members, problem, invitation),
         Err(e) => failure(e),
     }
 }
 
-/// An owner or admin adds a person, with a first password when given.
-async fn add_member(State(s): State<AppState>, person: Person, Path(project_id): Path<String>, body: Bytes) -> Response {
+/// An owner or admin adds a person. A new person gets a one-time
+/// invitation link, shown here once, to choose their own password; an
+/// existing user is added as they are.
+async fn add_member(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    person: Person,
+    Path(project_id): Path<String>,
+    body: Bytes,
+) -> Response {
     let fields = Fields::parse(&body);
     if let Err(refused) = person.check_csrf(&fields) {
         return *refused;
@@ -494,26 +545,78 @@ async fn add_member(State(s): State<AppState>, person: Person, Path(project_id):
             "Choose viewer, member, admin or owner.",
         );
     };
-    let added = s.service.add_member(&person.caller, &project_id, &email, role).await;
-    let password = fields.get("password").filter(|p| !p.is_empty());
-    let result = match (added, password) {
-        (Ok(_), Some(password)) => s.service.set_password(&email, &password).await.map(|_| ()),
-        (Ok(_), None) => Ok(()),
-        (Err(e), _) => Err(e),
-    };
-    match result {
-        Ok(()) => Redirect::to(&format!("/console/projects/{project_id}/members")).into_response(),
-        Err(ServiceError::Invalid(problem)) => match project_view(&s, &person, &project_id).await {
-            Ok(view) => {
-                let members = s.service.members(&person.caller, &project_id).await.unwrap_or_default();
-                let mut page = pages::members(&person, &view, &members, Some(&problem));
-                *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-                page
+    match s.service.add_member(&person.caller, &project_id, &email, role).await {
+        Ok(added) => match added.invitation {
+            Some(invitation) => {
+                let link = format!("{}{}", origin(&headers, &s.console), invitation.path());
+                no_store(members_view(&s, &person, &project_id, None, Some((&added.member.email, &link))).await)
             }
-            Err(page) => *page,
+            None => Redirect::to(&format!("/console/projects/{project_id}/members")).into_response(),
         },
+        Err(ServiceError::Invalid(problem)) | Err(ServiceError::Conflict(problem)) => {
+            let mut page = members_view(&s, &person, &project_id, Some(&problem), None).await;
+            *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            page
+        }
         Err(e) => failure(e),
     }
+}
+
+/// `https://host` as the browser reached the console, for links to copy.
+fn origin(headers: &HeaderMap, console: &Console) -> String {
+    let scheme = if is_https(headers, console) { "https" } else { "http" };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+async fn invitation_page(State(s): State<AppState>, Path(token): Path<String>) -> Response {
+    match s.service.invitation_email(&token).await {
+        Ok(Some(email)) => no_store(pages::invitation(&token, &email, None)),
+        Ok(None) => invitation_gone(),
+        Err(e) => failure(e),
+    }
+}
+
+/// The invited person's password; the link is the credential, and works once.
+async fn accept_invitation(State(s): State<AppState>, parts: Parts, Path(token): Path<String>, body: Bytes) -> Response {
+    let fields = Fields::parse(&body);
+    let password = fields.get("password").unwrap_or_default();
+    let email = match s.service.invitation_email(&token).await {
+        Ok(Some(email)) => email,
+        Ok(None) => return invitation_gone(),
+        Err(e) => return failure(e),
+    };
+    if fields.get("confirm").unwrap_or_default() != password {
+        return no_store(pages::invitation(&token, &email, Some("The two passwords differ.")));
+    }
+    match s
+        .service
+        .accept_invitation(&token, &password, &super::peer(&parts.extensions))
+        .await
+    {
+        Ok(_) => Redirect::to("/console/login").into_response(),
+        Err(ServiceError::Invalid(problem)) => no_store(pages::invitation(&token, &email, Some(&problem))),
+        Err(ServiceError::NotFound(_)) => invitation_gone(),
+        Err(e) => failure(e),
+    }
+}
+
+fn invitation_gone() -> Response {
+    pages::message(
+        StatusCode::NOT_FOUND,
+        "Invitation not valid",
+        "This invitation link has been used, has expired, or never existed. Ask the person who invited you for a new one.",
+    )
+}
+
+fn no_store(mut page: Response) -> Response {
+    page.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    page
 }
 
 async fn incidents_page(State(s): State<AppState>, person: Person, Path(project_id): Path<String>) -> Response {
@@ -583,6 +686,3 @@ fn requires_upgrade(entitlements: &[crate::store::Entitlement], product: &str) -
         .iter()
         .any(|e| e.product == product && e.state == crate::store::EntitlementState::RequiresUpgrade)
 }
-
-/// The product that gates the console's key management itself.
-pub const KEY_MANAGEMENT: &str = "key_management";

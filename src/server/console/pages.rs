@@ -28,8 +28,16 @@ pub fn esc(text: &str) -> String {
     out
 }
 
+/// `2026-12-01 21:22`: the RFC 3339 text up to the minute.
 fn date(ms: Option<i64>) -> String {
-    ms.map_or_else(|| "—".to_string(), |ms| esc(&crate::server::rfc3339(ms)[..16].replace('T', " ")))
+    ms.map_or_else(
+        || "—".to_string(),
+        |ms| {
+            let text = crate::time::rfc3339(ms);
+            let minute = text.rfind(':').map_or(text.as_str(), |at| &text[..at]);
+            esc(&minute.replace('T', " "))
+        },
+    )
 }
 
 fn layout(title: &str, person: Option<&Person>, view: Option<&ProjectView>, body: &str) -> String {
@@ -345,13 +353,27 @@ pub fn rotate(person: &Person, view: &ProjectView, key: &ApiKey) -> Response {
     html(StatusCode::OK, layout("Rotate key", Some(person), Some(view), &body))
 }
 
-pub fn members(person: &Person, view: &ProjectView, members: &[crate::store::Member], problem: Option<&str>) -> Response {
+pub fn members(
+    person: &Person,
+    view: &ProjectView,
+    members: &[crate::store::Member],
+    problem: Option<&str>,
+    invitation: Option<(&str, &str)>,
+) -> Response {
     let mut body =
         String::from(r#"<h1>Members</h1><table><thead><tr><th scope="col">Email</th><th scope="col">Role</th></tr></thead><tbody>"#);
     for m in members {
         let _ = write!(body, "<tr><td>{}</td><td>{}</td></tr>", esc(&m.email), m.role.as_str());
     }
     body.push_str("</tbody></table>");
+    if let Some((email, link)) = invitation {
+        let _ = write!(
+            body,
+            r#"<section class="card" role="status"><h2>Invitation for {}</h2><p>Send this link to them. It lets them choose their own password, works once, for 7 days, and is not shown again.</p><p><code class="secret">{link}</code> <button type="button" class="copy" data-copy="{link}">Copy link</button></p></section>"#,
+            esc(email),
+            link = esc(link)
+        );
+    }
     if view.role >= Role::Admin {
         if let Some(problem) = problem {
             let _ = write!(body, r#"<p class="error" role="alert">{}</p>"#, esc(problem));
@@ -361,7 +383,7 @@ pub fn members(person: &Person, view: &ProjectView, members: &[crate::store::Mem
             r#"<form method="post" action="/console/projects/{}/members" class="card narrow"><h2>Add a person</h2><input type="hidden" name="_csrf" value="{}">
 <label for="email">Email</label><input id="email" name="email" type="email" required>
 <label for="role">Role</label><select id="role" name="role"><option value="viewer">Viewer</option><option value="member">Member</option><option value="admin">Admin</option><option value="owner">Owner</option></select>
-<label for="password">First password <span class="muted">(12 characters or more; leave empty for an existing user)</span></label><input id="password" name="password" type="password" autocomplete="new-password">
+<p class="muted">Someone new gets an invitation link to choose their own password. An existing user is added as they are.</p>
 <button type="submit" class="primary">Add</button></form>"#,
             esc(&view.project.id),
             esc(&person.csrf)
@@ -370,13 +392,36 @@ pub fn members(person: &Person, view: &ProjectView, members: &[crate::store::Mem
     html(StatusCode::OK, layout("Members", Some(person), Some(view), &body))
 }
 
+/// The invited person chooses their password.
+pub fn invitation(token: &str, email: &str, problem: Option<&str>) -> Response {
+    let alert = problem
+        .map(|p| format!(r#"<p class="error" role="alert">{}</p>"#, esc(p)))
+        .unwrap_or_default();
+    let body = format!(
+        r#"<h1>Choose your password</h1>{alert}<form method="post" action="/console/invite/{}" class="card narrow">
+<p>You were invited as <strong>{}</strong>.</p>
+<label for="password">Password <span class="muted">(12 characters or more)</span></label><input id="password" name="password" type="password" autocomplete="new-password" required autofocus>
+<label for="confirm">The same again</label><input id="confirm" name="confirm" type="password" autocomplete="new-password" required>
+<button type="submit" class="primary">Set password</button></form>"#,
+        esc(token),
+        esc(email)
+    );
+    let status = if problem.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    html(status, layout("Choose your password", None, None, &body))
+}
+
 fn place_link(place: &Place) -> String {
     let mut text = String::new();
     if !place.repository.is_empty() {
         text.push_str(&place.repository);
     }
     if !place.commit_sha.is_empty() {
-        let _ = write!(text, " @ {}", &place.commit_sha[..place.commit_sha.len().min(10)]);
+        let short: String = place.commit_sha.chars().take(10).collect();
+        let _ = write!(text, " @ {short}");
     }
     if !place.path.is_empty() {
         let _ = write!(text, " {}", place.path);
