@@ -66,6 +66,7 @@ def check_k8s(m):
             need(ref["key"] in secret_keys, f"env {env['name']} needs key {ref['key']} in the Secret")
     names = {e["name"] for e in container.get("env", [])}
     need({"KEYWARD_PEPPER", "DATABASE_URL"} <= names, "the pepper and DATABASE_URL must come from the Secret")
+    need("KEYWARD_TRUSTED_PROXIES" in names, "behind an ingress, KEYWARD_TRUSTED_PROXIES must name it")
     need(container["securityContext"].get("readOnlyRootFilesystem") is True, "the root filesystem should be read-only")
 
 
@@ -80,6 +81,11 @@ def check_compose():
     need(str(env.get("DATABASE_URL", "")).startswith("postgres://"), "keyward must use PostgreSQL in compose")
     need("KEYWARD_PEPPER" in env, "replicas must share KEYWARD_PEPPER")
     need(os.path.exists(os.path.join(HERE, "Caddyfile")), "the proxy's Caddyfile is missing")
+    proxy_ip = services.get("proxy", {}).get("networks", {}).get("default", {}).get("ipv4_address")
+    need(proxy_ip is not None and env.get("KEYWARD_TRUSTED_PROXIES") == proxy_ip,
+         "KEYWARD_TRUSTED_PROXIES must be exactly the proxy's fixed address")
+    with open(os.path.join(HERE, "Caddyfile")) as f:
+        need("header_up X-Forwarded-For {remote_host}" in f.read(), "Caddy must set X-Forwarded-For to the address it saw")
 
 
 def check_systemd(binary):

@@ -254,3 +254,30 @@ impl FromRequestParts<AppState> for Authed {
 pub(crate) fn peer(extensions: &axum::http::Extensions) -> String {
     client::ClientIp::of(extensions).map(|ip| ip.to_string()).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_is_counted() {
+        async fn boom() -> &'static str {
+            panic!("a handler bug")
+        }
+        let router: Router = Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_to_500));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let before = crate::metrics::Metrics::get(&crate::metrics::METRICS.http_panics);
+        for _ in 0..2 {
+            let response = reqwest::get(format!("http://{addr}/boom")).await.expect("the connection stays up");
+            assert_eq!(response.status(), 500);
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "internal");
+            assert!(!body.to_string().contains("handler bug"), "the panic message is not sent");
+        }
+        assert!(crate::metrics::Metrics::get(&crate::metrics::METRICS.http_panics) >= before + 2);
+    }
+}

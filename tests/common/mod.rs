@@ -170,6 +170,23 @@ impl Server {
     }
 }
 
+/// Runs one statement straight against a test server's database, for
+/// states the API refuses to make (rows written before a rule existed).
+pub async fn sql(url: &str, statement: &str) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(statement).execute(&mut conn).await.unwrap();
+}
+
+/// The first column of every row a query returns, as text.
+pub async fn sql_texts(url: &str, query: &str) -> Vec<String> {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::query_scalar(query).fetch_all(&mut conn).await.unwrap()
+}
+
 /// POSTs headers that declare a `length`-byte body, sends none of it, and
 /// returns the status: proves the server refuses by the declared size
 /// without reading (or buffering) the body.
