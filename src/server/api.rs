@@ -43,7 +43,7 @@ pub async fn list_projects(State(s): State<AppState>, Authed(caller): Authed) ->
     }))
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}", responses((status = 200, body = ProjectView), (status = 404)))]
+#[utoipa::path(get, path = "/v1/projects/{project_id}", params(("project_id" = String, Path)), responses((status = 200, body = ProjectView), (status = 404)))]
 pub async fn get_project(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -52,7 +52,7 @@ pub async fn get_project(
     Ok(Json(ProjectView::from(&s.service.project(&caller, &project_id).await?)))
 }
 
-#[utoipa::path(post, path = "/v1/projects/{project_id}/keys", request_body = CreateKey,
+#[utoipa::path(post, path = "/v1/projects/{project_id}/keys", params(("project_id" = String, Path)), request_body = CreateKey,
     responses((status = 201, body = KeyIssued), (status = 409, description = "name taken"), (status = 422, description = "invalid name, scope or expiry")))]
 pub async fn create_key(
     State(s): State<AppState>,
@@ -78,7 +78,7 @@ pub async fn create_key(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}/keys", responses((status = 200, body = KeyList)))]
+#[utoipa::path(get, path = "/v1/projects/{project_id}/keys", params(("project_id" = String, Path)), responses((status = 200, body = KeyList)))]
 pub async fn list_keys(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -91,12 +91,12 @@ pub async fn list_keys(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/keys/{key_id}", responses((status = 200, body = KeyView), (status = 404)))]
+#[utoipa::path(get, path = "/v1/keys/{key_id}", params(("key_id" = String, Path)), responses((status = 200, body = KeyView), (status = 404)))]
 pub async fn get_key(State(s): State<AppState>, Authed(caller): Authed, Path(key_id): Path<String>) -> Result<Json<KeyView>, AppError> {
     Ok(Json(KeyView::new(&s.service.get_key(&caller, &key_id).await?, now_ms())))
 }
 
-#[utoipa::path(patch, path = "/v1/keys/{key_id}", request_body = UpdateKey, responses((status = 200, body = KeyView)))]
+#[utoipa::path(patch, path = "/v1/keys/{key_id}", params(("key_id" = String, Path)), request_body = UpdateKey, responses((status = 200, body = KeyView)))]
 pub async fn update_key(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -117,7 +117,7 @@ pub async fn update_key(
     Ok(Json(KeyView::new(&s.service.update_key(&caller, &key_id, update).await?, now_ms())))
 }
 
-#[utoipa::path(post, path = "/v1/keys/{key_id}/revoke", request_body = RevokeKey,
+#[utoipa::path(post, path = "/v1/keys/{key_id}/revoke", params(("key_id" = String, Path)), request_body = RevokeKey,
     responses((status = 200, body = KeyView), (status = 409, description = "the default key")))]
 pub async fn revoke_key(
     State(s): State<AppState>,
@@ -133,7 +133,7 @@ pub async fn revoke_key(
     Ok(Json(KeyView::new(&key, now_ms())))
 }
 
-#[utoipa::path(post, path = "/v1/keys/{key_id}/rotate", request_body = RotateKey, responses((status = 201, body = KeyRotated)))]
+#[utoipa::path(post, path = "/v1/keys/{key_id}/rotate", params(("key_id" = String, Path)), request_body = RotateKey, responses((status = 201, body = KeyRotated)))]
 pub async fn rotate_key(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -196,7 +196,7 @@ pub async fn verify(
     }))
 }
 
-#[utoipa::path(put, path = "/v1/projects/{project_id}/entitlements/{product}", request_body = SetEntitlement, responses((status = 200, body = EntitlementView)))]
+#[utoipa::path(put, path = "/v1/projects/{project_id}/entitlements/{product}", params(("project_id" = String, Path), ("product" = String, Path)), request_body = SetEntitlement, responses((status = 200, body = EntitlementView)))]
 pub async fn set_entitlement(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -207,7 +207,7 @@ pub async fn set_entitlement(
     Ok(Json(EntitlementView::from(&e)))
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}/entitlements", responses((status = 200, body = EntitlementList)))]
+#[utoipa::path(get, path = "/v1/projects/{project_id}/entitlements", params(("project_id" = String, Path)), responses((status = 200, body = EntitlementList)))]
 pub async fn list_entitlements(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -219,7 +219,7 @@ pub async fn list_entitlements(
     }))
 }
 
-#[utoipa::path(post, path = "/v1/projects/{project_id}/members", request_body = AddMember,
+#[utoipa::path(post, path = "/v1/projects/{project_id}/members", params(("project_id" = String, Path)), request_body = AddMember,
     responses((status = 201, body = MemberAdded, description = "added or role changed; a new person comes with an invitation link"),
         (status = 403, description = "a role above the caller's, or an owner's role changed by a non-owner"),
         (status = 409, description = "the last owner")))]
@@ -237,7 +237,7 @@ pub async fn add_member(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-#[utoipa::path(delete, path = "/v1/projects/{project_id}/members/{user_id}",
+#[utoipa::path(delete, path = "/v1/projects/{project_id}/members/{user_id}", params(("project_id" = String, Path), ("user_id" = String, Path)),
     responses((status = 204, description = "removed; their personal keys in the project are revoked"), (status = 404), (status = 409, description = "the last owner")))]
 pub async fn remove_member(
     State(s): State<AppState>,
@@ -248,7 +248,7 @@ pub async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}/members", responses((status = 200, body = MemberList)))]
+#[utoipa::path(get, path = "/v1/projects/{project_id}/members", params(("project_id" = String, Path)), responses((status = 200, body = MemberList)))]
 pub async fn list_members(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -260,7 +260,7 @@ pub async fn list_members(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}/audit", responses((status = 200, body = AuditList)))]
+#[utoipa::path(get, path = "/v1/projects/{project_id}/audit", params(("project_id" = String, Path), ("action" = Option<String>, Query), ("limit" = Option<i64>, Query)), responses((status = 200, body = AuditList)))]
 pub async fn audit(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -274,7 +274,7 @@ pub async fn audit(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}/audit/export",
+#[utoipa::path(get, path = "/v1/projects/{project_id}/audit/export", params(("project_id" = String, Path)),
     responses((status = 200, description = "JSON Lines, one event per line; X-Content-SHA256 is the hex SHA-256 of the body", content_type = "application/x-ndjson")))]
 pub async fn audit_export(State(s): State<AppState>, Authed(caller): Authed, Path(project_id): Path<String>) -> Result<Response, AppError> {
     let events = s.service.audit_events(&caller, &project_id, None, i64::MAX).await?;
@@ -302,7 +302,7 @@ pub(crate) fn audit_jsonl(project_id: &str, events: &[crate::store::AuditEvent])
         .into_response()
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}/incidents", responses((status = 200, body = IncidentList)))]
+#[utoipa::path(get, path = "/v1/projects/{project_id}/incidents", params(("project_id" = String, Path)), responses((status = 200, body = IncidentList)))]
 pub async fn incidents(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -314,7 +314,7 @@ pub async fn incidents(
     }))
 }
 
-#[utoipa::path(put, path = "/v1/projects/{project_id}/alert-settings", request_body = SetAlertSettings, responses((status = 200, body = AlertSettingsView)))]
+#[utoipa::path(put, path = "/v1/projects/{project_id}/alert-settings", params(("project_id" = String, Path)), request_body = SetAlertSettings, responses((status = 200, body = AlertSettingsView)))]
 pub async fn set_alert_settings(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -334,7 +334,7 @@ pub async fn set_alert_settings(
     Ok(Json(AlertSettingsView::new(&saved, true)))
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}/alert-settings", responses((status = 200, body = AlertSettingsView)))]
+#[utoipa::path(get, path = "/v1/projects/{project_id}/alert-settings", params(("project_id" = String, Path)), responses((status = 200, body = AlertSettingsView)))]
 pub async fn alert_settings(
     State(s): State<AppState>,
     Authed(caller): Authed,
