@@ -27,6 +27,7 @@ fn bench(c: &mut Criterion) {
             expires_at: None,
             owner_user_id: None,
             owner_service_account_id: None,
+            limits: Default::default(),
         };
         let issued = service.create_key(&caller, &project.id, new).await.unwrap();
         (service, issued.secret.expose().to_string())
@@ -38,7 +39,17 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             runtime.block_on(async {
                 for _ in 0..1000 {
-                    let verdict = verifier.verify(&token, Some("analytics:read"), Some(Mode::Live)).await.unwrap();
+                    let verdict = verifier
+                        .verify(
+                            &token,
+                            keyward::service::Ask {
+                                scope: Some("analytics:read"),
+                                mode: Some(Mode::Live),
+                                cost: 1,
+                            },
+                        )
+                        .await
+                        .unwrap();
                     assert!(verdict.valid());
                 }
             })
@@ -48,7 +59,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             runtime.block_on(async {
                 for _ in 0..1000 {
-                    verifier.verify("kw_sk_live_typo", None, None).await.unwrap();
+                    verifier.verify("kw_sk_live_typo", Default::default()).await.unwrap();
                 }
             })
         })

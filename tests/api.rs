@@ -482,7 +482,7 @@ both_backends!(pepper_rotation_locks_nobody_out, |s: common::Server| async move 
     let active = store.keys_on_other_peppers(&new_id).await.unwrap();
     assert!(active >= 3, "every active key is on the old pepper: {active}");
     for key in &keys[..2] {
-        let verdict = service.verifier().verify(key, None, None).await.unwrap();
+        let verdict = service.verifier().verify(key, Default::default()).await.unwrap();
         assert_eq!(verdict.code, VerifyCode::Valid, "a key made under the old pepper still verifies");
     }
     assert_eq!(
@@ -498,19 +498,19 @@ both_backends!(pepper_rotation_locks_nobody_out, |s: common::Server| async move 
     // pepper it would no longer be found.
     let new_only = KeyService::new(store.clone(), Fingerprinter::new(&new_pepper).unwrap(), Catalog::default(), "kw").unwrap();
     assert_eq!(
-        new_only.verifier().verify(&keys[1], None, None).await.unwrap().code,
+        new_only.verifier().verify(&keys[1], Default::default()).await.unwrap().code,
         VerifyCode::Valid
     );
     assert_eq!(
-        new_only.verifier().verify(&keys[2], None, None).await.unwrap().code,
+        new_only.verifier().verify(&keys[2], Default::default()).await.unwrap().code,
         VerifyCode::NotFound
     );
     assert_eq!(
-        service.verifier().verify(&keys[2], None, None).await.unwrap().code,
+        service.verifier().verify(&keys[2], Default::default()).await.unwrap().code,
         VerifyCode::Valid
     );
     assert_eq!(
-        new_only.verifier().verify(&keys[2], None, None).await.unwrap().code,
+        new_only.verifier().verify(&keys[2], Default::default()).await.unwrap().code,
         VerifyCode::Valid
     );
 });

@@ -611,6 +611,7 @@ async fn world(s: common::Server) -> World {
                 expires_at: None,
                 owner_user_id: Some(owner),
                 owner_service_account_id: None,
+                limits: Default::default(),
             };
             Some(
                 service
@@ -710,6 +711,7 @@ impl World {
             expires_at: None,
             owner_user_id: Some(self.user[owner].clone()),
             owner_service_account_id: None,
+            limits: Default::default(),
         };
         self.s
             .service

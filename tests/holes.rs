@@ -237,6 +237,7 @@ both_backends!(hole_03_a_key_reaches_only_its_own_project, |s: common::Server| a
         expires_at: None,
         owner_user_id: Some(owner_id.clone()),
         owner_service_account_id: None,
+        limits: Default::default(),
     };
     let b_key = s
         .service

@@ -3,6 +3,7 @@
 
 pub mod checksum;
 pub mod fingerprint;
+pub mod limits;
 pub mod scopes;
 pub mod token;
 

@@ -69,6 +69,13 @@ pub async fn create_key(
         expires_at: body.expires_at.map(|t| t.to_ms()).transpose().map_err(AppError::invalid)?,
         owner_user_id: body.owner_user_id,
         owner_service_account_id: body.owner_service_account_id,
+        limits: crate::service::KeyLimits {
+            enabled: body.enabled,
+            meta: body.meta.unwrap_or_else(|| serde_json::json!({})),
+            external_id: body.external_id,
+            ratelimits: body.ratelimits,
+            credits: body.credits,
+        },
     };
     let issued = s.service.create_key(&caller, &project_id, new).await?;
     let body = KeyIssued {
@@ -108,11 +115,22 @@ pub async fn update_key(
         Some(None) => Some(None),
         Some(Some(t)) => Some(Some(t.to_ms().map_err(AppError::invalid)?)),
     };
+    let meta = body
+        .meta
+        .as_ref()
+        .map(crate::keys::limits::validate_meta)
+        .transpose()
+        .map_err(|e| AppError::invalid(e.to_string()))?;
     let update = KeyUpdate {
         name: body.name,
         description: body.description,
         scopes: body.scopes,
         expires_at,
+        enabled: body.enabled,
+        meta,
+        external_id: body.external_id,
+        ratelimits: body.ratelimits,
+        credits: body.credits,
     };
     Ok(Json(KeyView::new(&s.service.update_key(&caller, &key_id, update).await?, now_ms())))
 }
@@ -178,22 +196,22 @@ pub async fn verify(
             return Err(AppError::invalid("scope must be 1 to 200 characters"));
         }
     }
+    let cost = body.cost.unwrap_or(1);
+    if cost < 0 {
+        return Err(AppError::invalid("cost must not be negative"));
+    }
+    let ask = crate::service::Ask {
+        scope: body.scope.as_deref(),
+        mode: body.mode,
+        cost,
+    };
     let verdict = s
         .service
         .verifier()
-        .verify(&body.key, body.scope.as_deref(), body.mode)
+        .verify(&body.key, ask)
         .await
         .map_err(crate::service::ServiceError::Store)?;
-    let key = verdict.key.as_deref();
-    Ok(Json(VerifyResponse {
-        valid: verdict.valid(),
-        code: verdict.code,
-        key_id: key.map(|k| k.id.clone()),
-        project_id: key.map(|k| k.project_id.clone()),
-        mode: key.map(|k| k.mode),
-        scopes: key.map(|k| k.scopes.clone()),
-        expires_at: key.and_then(|k| k.expires_at).map(rfc3339),
-    }))
+    Ok(Json(VerifyResponse::new(&verdict)))
 }
 
 #[utoipa::path(put, path = "/v1/projects/{project_id}/entitlements/{product}", params(("project_id" = String, Path), ("product" = String, Path)), request_body = SetEntitlement, responses((status = 200, body = EntitlementView)))]

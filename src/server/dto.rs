@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::keys::limits::{Credits, RateLimit};
 use crate::keys::token::{Kind, Mode};
 use crate::service::VerifyCode;
 use crate::store::{
@@ -71,6 +72,16 @@ pub struct KeyView {
     #[schema(value_type = Option<String>)]
     pub revoke_reason: Option<RevokeReason>,
     pub rotated_from: Option<String>,
+    /// A disabled key answers DISABLED until enabled again.
+    pub enabled: bool,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+    pub external_id: Option<String>,
+    pub ratelimits: Vec<RateLimit>,
+    /// `null`: unlimited. `remaining` as last read.
+    pub credits: Option<Credits>,
+    /// Brought in by `POST /v1/projects/{id}/keys/import`.
+    pub imported: bool,
 }
 
 impl KeyView {
@@ -106,6 +117,12 @@ impl KeyView {
             revoked_at: opt_rfc3339(key.revoked_at),
             revoke_reason: key.revoke_reason,
             rotated_from: key.rotated_from.clone(),
+            enabled: key.enabled,
+            meta: key.meta.clone(),
+            external_id: key.external_id.clone(),
+            ratelimits: key.ratelimits.clone(),
+            credits: key.credits,
+            imported: key.imported,
         }
     }
 }
@@ -154,7 +171,10 @@ pub struct ProjectList {
     pub projects: Vec<ProjectView>,
 }
 
+/// Unknown fields are refused (422 naming the field), so a typo such as
+/// `expire_at` is never silently dropped.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateKey {
     pub name: String,
     #[serde(default)]
@@ -173,6 +193,21 @@ pub struct CreateKey {
     pub owner_user_id: Option<String>,
     /// A service account of the project to own the key (a team key).
     pub owner_service_account_id: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// A JSON object of at most 4 KiB.
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<serde_json::Value>,
+    #[schema(max_length = 255)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub ratelimits: Vec<RateLimit>,
+    /// Absent or `null`: unlimited.
+    pub credits: Option<Credits>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_kind() -> Kind {
@@ -204,8 +239,11 @@ pub struct KeyList {
     pub keys: Vec<KeyView>,
 }
 
-/// Absent fields are left alone; `expires_at: null` removes the expiry.
+/// Absent fields are left alone; `expires_at`, `external_id` and
+/// `credits` set to `null` remove the expiry, the id and the credit limit.
+/// Unknown fields are refused (422 naming the field).
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateKey {
     pub name: Option<String>,
     pub description: Option<String>,
@@ -213,10 +251,21 @@ pub struct UpdateKey {
     #[serde(default, deserialize_with = "present_or_null")]
     #[schema(value_type = Option<String>)]
     pub expires_at: Option<Option<TimeInput>>,
+    pub enabled: Option<bool>,
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present_or_null")]
+    #[schema(value_type = Option<String>)]
+    pub external_id: Option<Option<String>>,
+    pub ratelimits: Option<Vec<RateLimit>>,
+    #[serde(default, deserialize_with = "present_or_null")]
+    #[schema(value_type = Option<Credits>)]
+    pub credits: Option<Option<Credits>>,
 }
 
-fn present_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<TimeInput>>, D::Error> {
-    Option::<TimeInput>::deserialize(d).map(Some)
+/// A field that is present, even as `null`, is `Some`.
+fn present_or_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -238,6 +287,10 @@ pub struct VerifyRequest {
     pub scope: Option<String>,
     #[schema(value_type = Option<String>, example = "live")]
     pub mode: Option<Mode>,
+    /// What this call spends of the key's credits and of each of its rate
+    /// limits (default 1; 0 spends nothing).
+    #[schema(minimum = 0)]
+    pub cost: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -255,6 +308,66 @@ pub struct VerifyResponse {
     pub scopes: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Present when the key has a credit limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits: Option<CreditsLeft>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratelimits: Option<Vec<RateLimitView>>,
+}
+
+impl VerifyResponse {
+    pub fn new(verdict: &crate::service::Verdict) -> VerifyResponse {
+        let key = verdict.key.as_deref();
+        VerifyResponse {
+            valid: verdict.valid(),
+            code: verdict.code,
+            key_id: key.map(|k| k.id.clone()),
+            project_id: key.map(|k| k.project_id.clone()),
+            mode: key.map(|k| k.mode),
+            scopes: key.map(|k| k.scopes.clone()),
+            expires_at: key.and_then(|k| k.expires_at).map(rfc3339),
+            name: key.map(|k| k.name.clone()),
+            enabled: key.map(|k| k.enabled),
+            meta: key.map(|k| k.meta.clone()),
+            external_id: key.and_then(|k| k.external_id.clone()),
+            credits: verdict.credits_remaining.map(|remaining| CreditsLeft { remaining }),
+            ratelimits: key.filter(|k| !k.ratelimits.is_empty()).map(|_| {
+                verdict
+                    .ratelimits
+                    .iter()
+                    .map(|l| RateLimitView {
+                        name: l.name.clone(),
+                        limit: l.limit,
+                        remaining: l.remaining,
+                        reset_at: rfc3339(l.reset_at),
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreditsLeft {
+    pub remaining: i64,
+}
+
+/// A rate limit as this verify left it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RateLimitView {
+    pub name: String,
+    pub limit: i64,
+    pub remaining: i64,
+    pub reset_at: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -6,6 +6,7 @@
 mod access;
 pub mod outbound;
 mod people;
+mod ratelimit;
 pub mod verify;
 
 use std::sync::Arc;
@@ -14,9 +15,10 @@ use serde_json::json;
 
 pub use access::{Action, Caller, Denied, DeploymentAction, KeyTarget, DEPLOYMENT_SCOPE};
 pub use people::{Invitation, NewSession, INVITATION_MS, SESSION_MS};
-pub use verify::{Verdict, Verifier, VerifyCode};
+pub use verify::{Ask, Verdict, Verifier, VerifyCode};
 
 use crate::keys::fingerprint::Fingerprinter;
+use crate::keys::limits::{self, Credits, RateLimit};
 use crate::keys::scopes::{Catalog, ScopeError};
 use crate::keys::token::{self, Kind, Mode, Token};
 use crate::keys::valid_name;
@@ -54,6 +56,12 @@ impl From<StoreError> for ServiceError {
     }
 }
 
+impl From<limits::LimitError> for ServiceError {
+    fn from(e: limits::LimitError) -> Self {
+        ServiceError::Invalid(e.to_string())
+    }
+}
+
 impl From<ScopeError> for ServiceError {
     fn from(e: ScopeError) -> Self {
         ServiceError::Invalid(e.to_string())
@@ -74,6 +82,45 @@ pub struct NewKey {
     pub owner_user_id: Option<String>,
     /// A service account of the project to own the key (a team key).
     pub owner_service_account_id: Option<String>,
+    pub limits: KeyLimits,
+}
+
+/// What a key may spend, and the customer's own fields on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyLimits {
+    pub enabled: bool,
+    /// A JSON object of at most 4 KiB.
+    pub meta: serde_json::Value,
+    pub external_id: Option<String>,
+    pub ratelimits: Vec<RateLimit>,
+    /// `None`: unlimited.
+    pub credits: Option<Credits>,
+}
+
+impl Default for KeyLimits {
+    fn default() -> KeyLimits {
+        KeyLimits {
+            enabled: true,
+            meta: serde_json::Value::Object(Default::default()),
+            external_id: None,
+            ratelimits: Vec::new(),
+            credits: None,
+        }
+    }
+}
+
+impl KeyLimits {
+    fn validate(&self) -> Result<String, ServiceError> {
+        let meta = limits::validate_meta(&self.meta)?;
+        if let Some(id) = &self.external_id {
+            limits::validate_external_id(id)?;
+        }
+        limits::validate_ratelimits(&self.ratelimits)?;
+        if let Some(credits) = &self.credits {
+            limits::validate_credits(credits)?;
+        }
+        Ok(meta)
+    }
 }
 
 /// The latest expiry a key may have: before 9999-12-31T00:00:00Z, so every
@@ -139,7 +186,13 @@ impl KeyService {
 
     /// The caller behind a bearer token, or why it may not call at all.
     pub async fn authenticate(&self, bearer: &str) -> Result<Caller, Denied> {
-        let verdict = self.verifier.verify(bearer, None, None).await.map_err(|_| Denied::Unavailable)?;
+        // Calling the management API spends none of the key's credits or
+        // rate limits: those meter the product's own calls.
+        let ask = verify::Ask {
+            cost: 0,
+            ..Default::default()
+        };
+        let verdict = self.verifier.verify(bearer, ask).await.map_err(|_| Denied::Unavailable)?;
         match (verdict.code, verdict.key) {
             (VerifyCode::Valid, Some(key)) if key.kind == Kind::Secret => Ok(Caller::from_key(&key)),
             (VerifyCode::Valid, Some(_)) => Err(Denied::Publishable),
@@ -164,6 +217,7 @@ impl KeyService {
             expires_at: None,
             owner_user_id: Some(user_id.clone()),
             owner_service_account_id: None,
+            limits: Default::default(),
         };
         let issued = self.insert_key(&mut tx, &owner, &project.id, admin, false, None, now).await?;
         tx.commit().await?;
@@ -194,6 +248,7 @@ impl KeyService {
                     expires_at: None,
                     owner_user_id: Some(owner.clone()),
                     owner_service_account_id: None,
+                    limits: Default::default(),
                 };
                 Some(self.insert_key(&mut tx, caller, &project.id, admin, false, None, now).await?)
             }
@@ -245,6 +300,7 @@ impl KeyService {
             expires_at: None,
             owner_user_id: caller.user_id.clone(),
             owner_service_account_id: None,
+            limits: Default::default(),
         };
         let issued = self.insert_key(tx, caller, &project.id, default, true, None, now).await?;
         Ok((project, issued))
@@ -368,6 +424,7 @@ impl KeyService {
             validate_expiry(at, now_ms())?;
         }
         self.catalog.validate(&new.scopes)?;
+        new.limits.validate()?;
         Ok(())
     }
 
@@ -403,6 +460,12 @@ impl KeyService {
             pepper_id: self.verifier.fingerprinter().pepper_id().to_string(),
             is_default,
             rotated_from: rotated_from.map(str::to_string),
+            enabled: new.limits.enabled,
+            meta: new.limits.validate()?,
+            external_id: new.limits.external_id,
+            ratelimits: new.limits.ratelimits,
+            credits: new.limits.credits,
+            imported: false,
         };
         tx.insert_key(&row).await?;
         let data = json!({"name": row.name, "kind": row.kind.as_str(), "mode": row.mode.as_str(), "scopes": row.scopes, "expires_at": row.expires_at, "last4": row.last4});
@@ -444,10 +507,32 @@ impl KeyService {
         if let Some(Some(at)) = update.expires_at {
             validate_expiry(at, now_ms())?;
         }
+        if let Some(Some(id)) = &update.external_id {
+            limits::validate_external_id(id)?;
+        }
+        if let Some(ratelimits) = &update.ratelimits {
+            limits::validate_ratelimits(ratelimits)?;
+        }
+        if let Some(Some(credits)) = &update.credits {
+            limits::validate_credits(credits)?;
+        }
+        if update.changed_fields().is_empty() {
+            return Err(ServiceError::Invalid("the update names no field to change".into()));
+        }
         let now = now_ms();
         let mut tx = self.store.begin().await?;
         tx.update_key(key_id, &update).await?;
-        let data = json!({"name": update.name, "description_changed": update.description.is_some(), "scopes": update.scopes, "expires_at": update.expires_at, "mode": key.mode.as_str()});
+        let data = json!({
+            "changed": update.changed_fields(),
+            "name": update.name,
+            "description_changed": update.description.is_some(),
+            "scopes": update.scopes,
+            "expires_at": update.expires_at,
+            "enabled": update.enabled,
+            "ratelimits": update.ratelimits,
+            "credits": update.credits,
+            "mode": key.mode.as_str(),
+        });
         self.audit(&mut tx, caller, Some(&key.project_id), "api_key.updated", key_id, data, now)
             .await?;
         let updated = tx.key(key_id).await?.ok_or(ServiceError::NotFound("key"))?;
@@ -534,6 +619,7 @@ impl KeyService {
             expires_at: old.expires_at.filter(|t| *t > now),
             owner_user_id: old.owner_user_id.clone(),
             owner_service_account_id: old.owner_service_account_id.clone(),
+            limits: self.successor_limits(&old, now).await?,
         };
         let issued = self
             .insert_key(&mut tx, caller, &old.project_id, successor, old.is_default, Some(&old.id), now)
@@ -554,6 +640,25 @@ impl KeyService {
             .await
             .map_err(|d| hidden(d, "key"))?;
         Ok(key)
+    }
+
+    /// A successor keeps the old key's limits, with the credits it has left.
+    async fn successor_limits(&self, old: &ApiKey, now: i64) -> Result<KeyLimits, ServiceError> {
+        let credits = match old.credits {
+            None => None,
+            Some(credits) => {
+                let boundary = credits.refill.map(|r| r.interval.last_boundary(now));
+                let remaining = self.store.credits_left(&old.id, boundary).await?.unwrap_or(credits.remaining);
+                Some(Credits { remaining, ..credits })
+            }
+        };
+        Ok(KeyLimits {
+            enabled: old.enabled,
+            meta: old.meta.clone(),
+            external_id: old.external_id.clone(),
+            ratelimits: old.ratelimits.clone(),
+            credits,
+        })
     }
 
     /// Rotation hands the caller a new secret with the old key's powers:

@@ -1,21 +1,37 @@
 //! The verify path, embeddable in any Rust service as [`Verifier`].
 //!
 //! Order of checks: format and checksum (no lookup), fingerprint lookup
-//! (cache, else store), revoked, expired, mode, scope, entitlement. A hot
-//! key costs no database read. Revocation cannot leave a stale "yes" in the
-//! cache: every change bumps an epoch and removes the entry, and a lookup
-//! that raced with a change does not cache what it read.
+//! (cache, else store), revoked, expired, disabled, mode, scope,
+//! entitlement, rate limits, credits. A refusal anywhere spends no credit,
+//! and one refused by a rate limit counts against no other. A hot key with
+//! no credits costs no database read. Revocation cannot leave a stale "yes"
+//! in the cache: every change bumps an epoch and removes the entry, and a
+//! lookup that raced with a change does not cache what it read.
+//!
+//! A token not in keyward's format may be one imported from another
+//! system: it is looked up by a fingerprint of its SHA-256, but only while
+//! the store holds imported keys at all, so garbage costs no lookup.
+//!
+//! The key cache holds at most [`MAX_CACHED_KEYS`] keys; at the bound, a
+//! miss evicts an arbitrary eighth of them before caching, so a verify of
+//! an uncached key costs one store read, whatever the cache holds.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use sha2::{Digest, Sha256};
+
+use super::ratelimit::{LimitState, RateLimiter};
 use crate::keys::fingerprint::{Fingerprint, Fingerprinter};
 use crate::keys::scopes;
 use crate::keys::token::{self, Mode};
-use crate::store::{now_ms, ApiKey, EntitlementState, Store, StoreError, UsageDelta};
+use crate::store::{now_ms, ApiKey, EntitlementState, Store, StoreError, UsageDelta, VerificationDelta};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+/// Keys the verify cache holds at most.
+pub const MAX_CACHED_KEYS: usize = 100_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VerifyCode {
     Valid,
@@ -26,11 +42,14 @@ pub enum VerifyCode {
     WrongMode,
     InsufficientScope,
     NotEntitled,
+    Disabled,
+    RateLimited,
+    UsageExceeded,
 }
 
 impl VerifyCode {
     /// Every code, in declaration order (`code as usize` indexes it).
-    pub const ALL: [VerifyCode; 8] = [
+    pub const ALL: [VerifyCode; 11] = [
         VerifyCode::Valid,
         VerifyCode::Malformed,
         VerifyCode::NotFound,
@@ -39,6 +58,9 @@ impl VerifyCode {
         VerifyCode::WrongMode,
         VerifyCode::InsufficientScope,
         VerifyCode::NotEntitled,
+        VerifyCode::Disabled,
+        VerifyCode::RateLimited,
+        VerifyCode::UsageExceeded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,8 +73,36 @@ impl VerifyCode {
             VerifyCode::WrongMode => "WRONG_MODE",
             VerifyCode::InsufficientScope => "INSUFFICIENT_SCOPE",
             VerifyCode::NotEntitled => "NOT_ENTITLED",
+            VerifyCode::Disabled => "DISABLED",
+            VerifyCode::RateLimited => "RATE_LIMITED",
+            VerifyCode::UsageExceeded => "USAGE_EXCEEDED",
         }
     }
+}
+
+/// What a verify asks beyond the token.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    pub scope: Option<&'a str>,
+    pub mode: Option<Mode>,
+    /// Spent of the credits and of every rate limit; 0 spends nothing.
+    pub cost: i64,
+}
+
+impl Default for Ask<'_> {
+    fn default() -> Self {
+        Ask {
+            scope: None,
+            mode: None,
+            cost: 1,
+        }
+    }
+}
+
+/// The string an imported key's fingerprint is made of: its token's
+/// SHA-256 (hex), which is all keyward ever learns of it.
+pub fn imported_secret(sha256_hex: &str) -> String {
+    format!("imported:sha256:{}", sha256_hex.to_ascii_lowercase())
 }
 
 /// The answer to one verify. `key` is set whenever the token matched a
@@ -61,6 +111,11 @@ impl VerifyCode {
 pub struct Verdict {
     pub code: VerifyCode,
     pub key: Option<Arc<ApiKey>>,
+    /// The key's rate limits after this verify (empty when it has none, or
+    /// when the verify was refused before them).
+    pub ratelimits: Vec<LimitState>,
+    /// Credits left, for a key with a credit limit that got that far.
+    pub credits_remaining: Option<i64>,
 }
 
 impl Verdict {
@@ -69,7 +124,12 @@ impl Verdict {
     }
 
     fn bare(code: VerifyCode) -> Verdict {
-        Verdict { code, key: None }
+        Verdict {
+            code,
+            key: None,
+            ratelimits: Vec::new(),
+            credits_remaining: None,
+        }
     }
 }
 
@@ -77,6 +137,8 @@ impl Verdict {
 struct Usage {
     /// (key id, day) -> (count, last used at)
     counts: HashMap<(String, i64), (i64, i64)>,
+    /// (key id, hour, outcome) -> verifications
+    outcomes: HashMap<(String, i64, VerifyCode), i64>,
 }
 
 pub struct Verifier {
@@ -93,6 +155,9 @@ pub struct Verifier {
     replica_id: String,
     /// Announcements waiting for the other replicas' acknowledgements.
     acks: Mutex<HashMap<String, AwaitedAcks>>,
+    limiter: RateLimiter,
+    /// Whether the store holds imported keys (refreshed at each flush).
+    imports_exist: std::sync::atomic::AtomicBool,
 }
 
 /// The replicas that still have to acknowledge a change, and who to tell
@@ -109,11 +174,11 @@ impl std::fmt::Debug for Verifier {
 }
 
 const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
 
 impl Verifier {
     pub fn new(store: Store, fingerprinter: Fingerprinter) -> Verifier {
         Verifier {
-            store,
             fingerprinter,
             keys: RwLock::default(),
             entitlements: RwLock::default(),
@@ -122,6 +187,9 @@ impl Verifier {
             listening: Default::default(),
             replica_id: crate::service::new_id("replica"),
             acks: Mutex::default(),
+            limiter: RateLimiter::new(store.clone()),
+            imports_exist: Default::default(),
+            store,
         }
     }
 
@@ -129,31 +197,81 @@ impl Verifier {
         &self.fingerprinter
     }
 
-    /// Verifies a presented token, optionally for a scope and a mode.
-    pub async fn verify(&self, token: &str, scope: Option<&str>, mode: Option<Mode>) -> Result<Verdict, StoreError> {
+    /// Verifies a presented token for what `ask` wants.
+    pub async fn verify(&self, token: &str, ask: Ask<'_>) -> Result<Verdict, StoreError> {
         let started = std::time::Instant::now();
-        let verdict = self.judge(token, scope, mode).await?;
+        let verdict = self.judge(token, ask).await?;
         crate::metrics::METRICS.verified(verdict.code, started.elapsed());
+        if let Some(key) = &verdict.key {
+            self.count_outcome(&key.id, verdict.code, now_ms());
+        }
         Ok(verdict)
     }
 
-    async fn judge(&self, token: &str, scope: Option<&str>, mode: Option<Mode>) -> Result<Verdict, StoreError> {
-        if token::parse(token).is_err() {
-            return Ok(Verdict::bare(VerifyCode::Malformed));
-        }
-        let Some(key) = self.lookup(token).await? else {
+    async fn judge(&self, token: &str, ask: Ask<'_>) -> Result<Verdict, StoreError> {
+        let key = match token::parse(token) {
+            Ok(_) => self.lookup(token).await?,
+            Err(_) if self.imports_exist.load(Ordering::Relaxed) => {
+                let found = self
+                    .lookup(&imported_secret(&hex::encode(Sha256::digest(token.as_bytes()))))
+                    .await?;
+                match found {
+                    Some(key) if key.imported => Some(key),
+                    _ => return Ok(Verdict::bare(VerifyCode::Malformed)),
+                }
+            }
+            Err(_) => return Ok(Verdict::bare(VerifyCode::Malformed)),
+        };
+        let Some(key) = key else {
             return Ok(Verdict::bare(VerifyCode::NotFound));
         };
         let now = now_ms();
-        let code = if key.is_revoked_at(now) {
+        let mut verdict = Verdict {
+            code: self.standing(&key, ask, now).await?,
+            key: Some(key.clone()),
+            ratelimits: Vec::new(),
+            credits_remaining: None,
+        };
+        if verdict.code != VerifyCode::Valid {
+            return Ok(verdict);
+        }
+        let (admitted, limits) = self.limiter.admit(&key, ask.cost, now).await?;
+        verdict.ratelimits = limits;
+        if !admitted {
+            verdict.code = VerifyCode::RateLimited;
+            return Ok(verdict);
+        }
+        if let Some(credits) = &key.credits {
+            let boundary = credits.refill.map(|r| r.interval.last_boundary(now));
+            verdict.credits_remaining = if ask.cost == 0 {
+                self.store.credits_left(&key.id, boundary).await?
+            } else {
+                self.store.spend_credits(&key.id, ask.cost, boundary, now).await?
+            };
+            if verdict.credits_remaining.is_none() {
+                verdict.code = VerifyCode::UsageExceeded;
+                verdict.credits_remaining = Some(self.store.credits_left(&key.id, boundary).await?.unwrap_or(0));
+                return Ok(verdict);
+            }
+        }
+        self.count_use(&key.id, now);
+        Ok(verdict)
+    }
+
+    /// The checks that spend nothing: revoked, expired, disabled, mode,
+    /// scope, entitlement.
+    async fn standing(&self, key: &ApiKey, ask: Ask<'_>, now: i64) -> Result<VerifyCode, StoreError> {
+        Ok(if key.is_revoked_at(now) {
             VerifyCode::Revoked
         } else if key.is_expired_at(now) {
             VerifyCode::Expired
-        } else if mode.is_some_and(|m| m != key.mode) {
+        } else if !key.enabled {
+            VerifyCode::Disabled
+        } else if ask.mode.is_some_and(|m| m != key.mode) {
             VerifyCode::WrongMode
-        } else if scope.is_some_and(|s| !scopes::allows(&key.scopes, s)) {
+        } else if ask.scope.is_some_and(|s| !scopes::allows(&key.scopes, s)) {
             VerifyCode::InsufficientScope
-        } else if let Some(s) = scope.filter(|s| !s.is_empty()) {
+        } else if let Some(s) = ask.scope.filter(|s| !s.is_empty()) {
             if self.entitled(&key.project_id, scopes::product_of(s)).await? {
                 VerifyCode::Valid
             } else {
@@ -161,11 +279,13 @@ impl Verifier {
             }
         } else {
             VerifyCode::Valid
-        };
-        if code == VerifyCode::Valid {
-            self.count_use(&key.id, now);
-        }
-        Ok(Verdict { code, key: Some(key) })
+        })
+    }
+
+    /// Tells the verifier whether imported keys exist, at once (an import
+    /// on this replica) rather than at the next flush.
+    pub fn set_imports_exist(&self, exist: bool) {
+        self.imports_exist.store(exist, Ordering::Relaxed);
     }
 
     /// The stored key a token belongs to, from the cache when hot. During a
@@ -202,6 +322,12 @@ impl Verifier {
         let key = Arc::new(key);
         let mut cache = self.keys.write().unwrap_or_else(|e| e.into_inner());
         if self.epoch.load(Ordering::Acquire) == epoch {
+            if cache.len() >= MAX_CACHED_KEYS {
+                let evict: Vec<Fingerprint> = cache.keys().take(MAX_CACHED_KEYS / 8).copied().collect();
+                for fp in evict {
+                    cache.remove(&fp);
+                }
+            }
             cache.insert(fingerprint, key.clone());
         }
         Ok(Some(key))
@@ -388,9 +514,29 @@ impl Verifier {
         entry.1 = entry.1.max(now);
     }
 
-    /// Writes the counted uses to the store in one batch.
+    fn count_outcome(&self, key_id: &str, code: VerifyCode, now: i64) {
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        *usage.outcomes.entry((key_id.to_string(), now / HOUR_MS, code)).or_insert(0) += 1;
+    }
+
+    /// Writes the counted uses and outcomes to the store in one batch
+    /// each, and learns whether imported keys exist.
     pub async fn flush_usage(&self) -> Result<usize, StoreError> {
-        let taken = std::mem::take(&mut self.usage.lock().unwrap_or_else(|e| e.into_inner()).counts);
+        let (taken, outcomes) = {
+            let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+            (std::mem::take(&mut usage.counts), std::mem::take(&mut usage.outcomes))
+        };
+        let verifications: Vec<VerificationDelta> = outcomes
+            .into_iter()
+            .map(|((key_id, hour, code), count)| VerificationDelta {
+                key_id,
+                hour,
+                code: code.as_str(),
+                count,
+            })
+            .collect();
+        self.store.apply_verifications(&verifications).await?;
+        self.set_imports_exist(self.store.has_imported_keys().await?);
         let batch: Vec<UsageDelta> = taken
             .into_iter()
             .map(|((key_id, day), (count, last_used_at))| UsageDelta {

@@ -4,11 +4,13 @@
 use sqlx::any::AnyRow;
 
 use super::{get, Store, StoreError, Tx};
+use crate::keys::limits::{Credits, RateLimit, Refill, RefillInterval};
 use crate::keys::token::{Kind, Mode};
 
 const COLUMNS: &str = "id, project_id, name, description, kind, mode, scopes, owner_user_id, owner_service_account_id, \
     created_by, created_at, last_used_at, expires_at, revoked_at, revoke_reason, display_prefix, last4, fingerprint, \
-    is_default, rotated_from";
+    is_default, rotated_from, enabled, meta, external_id, ratelimits, credits_remaining, refill_interval, refill_amount, \
+    refilled_at, imported";
 
 /// Why a key stopped working.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -65,6 +67,18 @@ pub struct ApiKey {
     pub fingerprint: String,
     pub is_default: bool,
     pub rotated_from: Option<String>,
+    /// A disabled key answers DISABLED until it is enabled again.
+    pub enabled: bool,
+    /// The customer's JSON object about the key.
+    pub meta: serde_json::Value,
+    pub external_id: Option<String>,
+    pub ratelimits: Vec<RateLimit>,
+    /// `None`: unlimited. `remaining` is as read; the store spends it.
+    pub credits: Option<Credits>,
+    /// When the refill last set `remaining` back.
+    pub refilled_at: Option<i64>,
+    /// Brought from another system by the SHA-256 of its token.
+    pub imported: bool,
 }
 
 impl ApiKey {
@@ -100,16 +114,47 @@ pub struct NewApiKey {
     pub pepper_id: String,
     pub is_default: bool,
     pub rotated_from: Option<String>,
+    pub enabled: bool,
+    /// JSON text of an object.
+    pub meta: String,
+    pub external_id: Option<String>,
+    pub ratelimits: Vec<RateLimit>,
+    pub credits: Option<Credits>,
+    pub imported: bool,
 }
 
-/// Fields a PATCH may change; `None` leaves a field alone.
+/// Fields a PATCH may change; `None` leaves a field alone, and for the
+/// optional ones `Some(None)` clears them.
 #[derive(Debug, Clone, Default)]
 pub struct KeyUpdate {
     pub name: Option<String>,
     pub description: Option<String>,
     pub scopes: Option<Vec<String>>,
-    /// `Some(None)` removes the expiry.
     pub expires_at: Option<Option<i64>>,
+    pub enabled: Option<bool>,
+    /// JSON text of an object.
+    pub meta: Option<String>,
+    pub external_id: Option<Option<String>>,
+    pub ratelimits: Option<Vec<RateLimit>>,
+    pub credits: Option<Option<Credits>>,
+}
+
+impl KeyUpdate {
+    /// The names of the fields this update sets, for the audit event.
+    pub fn changed_fields(&self) -> Vec<&'static str> {
+        let set = [
+            ("name", self.name.is_some()),
+            ("description", self.description.is_some()),
+            ("scopes", self.scopes.is_some()),
+            ("expires_at", self.expires_at.is_some()),
+            ("enabled", self.enabled.is_some()),
+            ("meta", self.meta.is_some()),
+            ("external_id", self.external_id.is_some()),
+            ("ratelimits", self.ratelimits.is_some()),
+            ("credits", self.credits.is_some()),
+        ];
+        set.iter().filter(|(_, on)| *on).map(|(name, _)| *name).collect()
+    }
 }
 
 fn from_row(row: &AnyRow) -> Result<ApiKey, StoreError> {
@@ -139,11 +184,46 @@ fn from_row(row: &AnyRow) -> Result<ApiKey, StoreError> {
         fingerprint: get(row, "fingerprint")?,
         is_default: get::<i64>(row, "is_default")? != 0,
         rotated_from: get(row, "rotated_from")?,
+        enabled: get::<i64>(row, "enabled")? != 0,
+        meta: serde_json::from_str(&get::<String>(row, "meta")?).map_err(|_| corrupt("api_keys.meta"))?,
+        external_id: get(row, "external_id")?,
+        ratelimits: serde_json::from_str(&get::<String>(row, "ratelimits")?).map_err(|_| corrupt("api_keys.ratelimits"))?,
+        credits: credits_from_row(row)?,
+        refilled_at: get(row, "refilled_at")?,
+        imported: get::<i64>(row, "imported")? != 0,
     })
+}
+
+fn credits_from_row(row: &AnyRow) -> Result<Option<Credits>, StoreError> {
+    let Some(remaining) = get::<Option<i64>>(row, "credits_remaining")? else {
+        return Ok(None);
+    };
+    let interval: Option<String> = get(row, "refill_interval")?;
+    let amount: Option<i64> = get(row, "refill_amount")?;
+    let refill = match (interval, amount) {
+        (Some(interval), Some(amount)) => Some(Refill {
+            interval: RefillInterval::parse(&interval).ok_or_else(|| StoreError::Corrupt("api_keys.refill_interval".into()))?,
+            amount,
+        }),
+        _ => None,
+    };
+    Ok(Some(Credits { remaining, refill }))
 }
 
 fn scopes_json(scopes: &[String]) -> String {
     serde_json::to_string(scopes).expect("a list of strings serialises")
+}
+
+fn ratelimits_json(limits: &[RateLimit]) -> String {
+    serde_json::to_string(limits).expect("rate limits serialise")
+}
+
+/// The credit columns for a setting: remaining, refill interval and amount.
+fn credit_columns(credits: Option<&Credits>) -> (Option<i64>, Option<&'static str>, Option<i64>) {
+    match credits {
+        None => (None, None, None),
+        Some(c) => (Some(c.remaining), c.refill.map(|r| r.interval.as_str()), c.refill.map(|r| r.amount)),
+    }
 }
 
 impl Store {
@@ -200,6 +280,114 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Spends `cost` credits of a key atomically, refilling first when a
+    /// refill boundary has passed since the last one: the new remaining
+    /// count, or `None` (nothing spent) when there are not enough. One
+    /// statement, so concurrent verifies on any number of replicas never
+    /// spend more than there is.
+    pub async fn spend_credits(&self, key_id: &str, cost: i64, boundary: Option<i64>, now: i64) -> Result<Option<i64>, StoreError> {
+        // $2: the refill boundary (or a time before every refill), $3: cost.
+        let boundary = boundary.unwrap_or(i64::MIN);
+        let available =
+            "CASE WHEN refill_interval IS NOT NULL AND COALESCE(refilled_at, 0) < $2 THEN refill_amount ELSE credits_remaining END";
+        let sql = format!(
+            "UPDATE api_keys SET credits_remaining = {available} - $3, \
+             refilled_at = CASE WHEN refill_interval IS NOT NULL AND COALESCE(refilled_at, 0) < $2 THEN $4 ELSE refilled_at END \
+             WHERE id = $1 AND credits_remaining IS NOT NULL AND {available} >= $3 RETURNING credits_remaining"
+        );
+        let remaining: Option<i64> = match self.backend {
+            super::Backend::Sqlite => {
+                let mut tx = self.begin().await?;
+                let left = sqlx::query_scalar(&sql)
+                    .bind(key_id)
+                    .bind(boundary)
+                    .bind(cost)
+                    .bind(now)
+                    .fetch_optional(&mut *tx.inner)
+                    .await?;
+                tx.commit().await?;
+                left
+            }
+            super::Backend::Postgres => {
+                sqlx::query_scalar(&sql)
+                    .bind(key_id)
+                    .bind(boundary)
+                    .bind(cost)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
+        Ok(remaining)
+    }
+
+    /// Whether any key came in through an import: only then does verify
+    /// look up tokens that are not in keyward's format.
+    pub async fn has_imported_keys(&self) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM api_keys WHERE imported = 1 LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// What a key has left now, counting a refill due since the last one.
+    pub async fn credits_left(&self, key_id: &str, boundary: Option<i64>) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT CASE WHEN refill_interval IS NOT NULL AND COALESCE(refilled_at, 0) < $2 THEN refill_amount ELSE credits_remaining END \
+             FROM api_keys WHERE id = $1 AND credits_remaining IS NOT NULL",
+        )
+        .bind(key_id)
+        .bind(boundary.unwrap_or(i64::MIN))
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Hands a replica up to `want` uses of a rate limit's window: what
+    /// the window has left, at most. A new window starts from nothing.
+    /// Returns (uses granted now, uses handed out in the window in all).
+    pub async fn lease_ratelimit(
+        &self,
+        key_id: &str,
+        name: &str,
+        window_start: i64,
+        want: i64,
+        limit: i64,
+    ) -> Result<(i64, i64), StoreError> {
+        let mut tx = self.begin().await?;
+        let lock = if self.backend == super::Backend::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let row: Option<(i64, i64)> = sqlx::query_as(&format!(
+            "SELECT window_start, leased FROM ratelimit_leases WHERE key_id = $1 AND name = $2{lock}"
+        ))
+        .bind(key_id)
+        .bind(name)
+        .fetch_optional(&mut *tx.inner)
+        .await?;
+        let leased = match row {
+            Some((start, leased)) if start == window_start => leased,
+            Some((start, _)) if start > window_start => limit,
+            _ => 0,
+        };
+        let granted = want.min(limit - leased).max(0);
+        sqlx::query(
+            "INSERT INTO ratelimit_leases (key_id, name, window_start, leased) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (key_id, name) DO UPDATE SET window_start = excluded.window_start, leased = excluded.leased",
+        )
+        .bind(key_id)
+        .bind(name)
+        .bind(window_start)
+        .bind(leased + granted)
+        .execute(&mut *tx.inner)
+        .await?;
+        tx.commit().await?;
+        Ok((granted, leased + granted))
+    }
+}
+
 impl Tx<'_> {
     pub async fn key(&mut self, id: &str) -> Result<Option<ApiKey>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1");
@@ -227,8 +415,10 @@ impl Tx<'_> {
         sqlx::query(
             "INSERT INTO api_keys (id, project_id, name, description, kind, mode, scopes, owner_user_id, \
              owner_service_account_id, created_by, created_at, expires_at, display_prefix, last4, fingerprint, \
-             is_default, rotated_from, pepper_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+             is_default, rotated_from, pepper_id, enabled, meta, external_id, ratelimits, credits_remaining, \
+             refill_interval, refill_amount, refilled_at, imported) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+             $23, $24, $25, $11, $26)",
         )
         .bind(&key.id)
         .bind(&key.project_id)
@@ -248,6 +438,14 @@ impl Tx<'_> {
         .bind(i64::from(key.is_default))
         .bind(key.rotated_from.as_deref())
         .bind(&key.pepper_id)
+        .bind(i64::from(key.enabled))
+        .bind(&key.meta)
+        .bind(key.external_id.as_deref())
+        .bind(ratelimits_json(&key.ratelimits))
+        .bind(credit_columns(key.credits.as_ref()).0)
+        .bind(credit_columns(key.credits.as_ref()).1)
+        .bind(credit_columns(key.credits.as_ref()).2)
+        .bind(i64::from(key.imported))
         .execute(&mut *self.inner)
         .await?;
         Ok(())
@@ -282,6 +480,44 @@ impl Tx<'_> {
                 .execute(&mut *self.inner)
                 .await?;
         }
+        if let Some(enabled) = update.enabled {
+            self.set_column(id, "enabled", i64::from(enabled)).await?;
+        }
+        if let Some(meta) = &update.meta {
+            self.set_column(id, "meta", meta.clone()).await?;
+        }
+        if let Some(external_id) = &update.external_id {
+            self.set_column(id, "external_id", external_id.clone()).await?;
+        }
+        if let Some(limits) = &update.ratelimits {
+            self.set_column(id, "ratelimits", ratelimits_json(limits)).await?;
+        }
+        if let Some(credits) = &update.credits {
+            let (remaining, interval, amount) = credit_columns(credits.as_ref());
+            sqlx::query(
+                "UPDATE api_keys SET credits_remaining = $1, refill_interval = $2, refill_amount = $3, refilled_at = $4 WHERE id = $5",
+            )
+            .bind(remaining)
+            .bind(interval)
+            .bind(amount)
+            .bind(super::now_ms())
+            .bind(id)
+            .execute(&mut *self.inner)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// One column of a key; `column` is always a literal of this module.
+    async fn set_column<T>(&mut self, id: &str, column: &'static str, value: T) -> Result<(), StoreError>
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send,
+    {
+        sqlx::query(&format!("UPDATE api_keys SET {column} = $1 WHERE id = $2"))
+            .bind(value)
+            .bind(id)
+            .execute(&mut *self.inner)
+            .await?;
         Ok(())
     }
 

@@ -49,6 +49,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "people",
         sql: include_str!("../../migrations/0007_people.sql"),
     },
+    Migration {
+        version: 8,
+        name: "limits",
+        sql: include_str!("../../migrations/0008_limits.sql"),
+    },
 ];
 
 /// Any constant works; it only has to be the same in every replica.

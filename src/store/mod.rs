@@ -36,7 +36,7 @@ pub use notify::{CacheListener, CHANNEL as CACHE_CHANNEL};
 pub use projects::{Entitlement, EntitlementState, Member, Project, Role};
 pub use sessions::SessionRow;
 pub use sources::{SourceOutcome, SourceStatus};
-pub use usage::UsageDelta;
+pub use usage::{UsageDelta, UsageRow, VerificationDelta};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -1,7 +1,23 @@
 //! Verify counters: the verifier adds up uses in memory and a flusher
-//! writes them here in one transaction per batch, never one per request.
+//! writes them here in one transaction per batch, never one per request:
+//! uses per key and day (with the last use), and verifications per key,
+//! hour and outcome for the usage charts.
 
 use super::{get, Store, StoreError};
+
+/// Verifications of one key, in one hour, with one outcome, since the
+/// last flush.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationDelta {
+    pub key_id: String,
+    /// Hours since the Unix epoch, UTC.
+    pub hour: i64,
+    pub code: &'static str,
+    pub count: i64,
+}
+
+/// One row of the usage series: (hour or day start in ms, code, count).
+pub type UsageRow = (i64, String, i64);
 
 /// Uses of one key on one day since the last flush.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +52,59 @@ impl Store {
                 .await?;
         }
         tx.commit().await
+    }
+
+    pub async fn apply_verifications(&self, batch: &[VerificationDelta]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for d in batch {
+            sqlx::query(
+                "INSERT INTO key_verifications (key_id, hour, code, count) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (key_id, hour, code) DO UPDATE SET count = key_verifications.count + excluded.count",
+            )
+            .bind(&d.key_id)
+            .bind(d.hour)
+            .bind(d.code)
+            .bind(d.count)
+            .execute(&mut *tx.inner)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Verifications of a project's keys (or one key) from `from_hour` to
+    /// `to_hour` inclusive, summed per `bucket_hours` and outcome, oldest
+    /// first; bucket starts are in milliseconds.
+    pub async fn verifications(
+        &self,
+        project_id: &str,
+        key_id: Option<&str>,
+        from_hour: i64,
+        to_hour: i64,
+        bucket_hours: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT (v.hour / $4) * $4 AS bucket, v.code, CAST(SUM(v.count) AS BIGINT) AS n FROM key_verifications v \
+             JOIN api_keys k ON k.id = v.key_id \
+             WHERE k.project_id = $1 AND ($2 = '' OR v.key_id = $2) AND v.hour >= $3 AND v.hour <= $5 \
+             GROUP BY (v.hour / $4) * $4, v.code ORDER BY bucket, v.code",
+        )
+        .bind(project_id)
+        .bind(key_id.unwrap_or(""))
+        .bind(from_hour)
+        .bind(bucket_hours)
+        .bind(to_hour)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let bucket: i64 = get(r, "bucket")?;
+                let n: i64 = get(r, "n")?;
+                Ok((bucket * 3_600_000, get(r, "code")?, n))
+            })
+            .collect()
     }
 
     /// Per-day use counts of a key, oldest day first.

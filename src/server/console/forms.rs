@@ -118,6 +118,7 @@ pub fn new_key(fields: &Fields, catalog: &Catalog, entitlements: &[Entitlement])
         expires_at: expiry(fields)?,
         owner_user_id: None,
         owner_service_account_id: None,
+        limits: Default::default(),
     })
 }
 

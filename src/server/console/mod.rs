@@ -443,8 +443,7 @@ async fn edit_key(State(s): State<AppState>, person: Person, Path(key_id): Path<
     let update = crate::store::KeyUpdate {
         name: fields.get("name"),
         description: fields.get("description"),
-        scopes: None,
-        expires_at: None,
+        ..Default::default()
     };
     match s.service.update_key(&person.caller, &key_id, update).await {
         Ok(key) => Redirect::to(&format!("/console/projects/{}/keys", key.project_id)).into_response(),
