@@ -45,7 +45,7 @@ fn bench(c: &mut Criterion) {
                             keyward::service::Ask {
                                 scope: Some("analytics:read"),
                                 mode: Some(Mode::Live),
-                                cost: 1,
+                                ..Default::default()
                             },
                         )
                         .await

@@ -40,3 +40,16 @@ CREATE TABLE ratelimit_leases (
     leased       BIGINT NOT NULL CHECK (leased >= 0),
     PRIMARY KEY (key_id, name)
 );
+
+-- A deleted service account keeps its row, renamed, so the keys it owned
+-- (revoked with it) still say whose they were; its name is free again.
+ALTER TABLE service_accounts ADD COLUMN deleted_at BIGINT;
+
+-- Expiry notices already sent: one per key and lead time (e.g. 7 and 1
+-- days before), so every replica and every restart sends each once.
+CREATE TABLE expiry_notices (
+    key_id  TEXT NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
+    days    BIGINT NOT NULL CHECK (days >= 1),
+    sent_at BIGINT NOT NULL,
+    PRIMARY KEY (key_id, days)
+);

@@ -153,6 +153,9 @@ pub struct AlertConfig {
     /// private addresses (on-premises receivers). Off by default.
     #[serde(default)]
     pub allow_private_targets: bool,
+    /// Days before a key expires that its owner and the project's admins
+    /// are told (default 7 and 1).
+    pub expiry_notice_days: Option<Vec<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -259,6 +262,8 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<String>,
     /// `KEYWARD_ALLOW_PRIVATE_TARGETS=1` or `[alerts] allow_private_targets`.
     pub allow_private_targets: bool,
+    /// `KEYWARD_EXPIRY_NOTICE_DAYS=7,1` or `[alerts] expiry_notice_days`.
+    pub expiry_notice_days: Vec<i64>,
 }
 
 /// A code host as `serve` uses it.
@@ -346,6 +351,10 @@ impl ServerSettings {
                 |list| list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
             ),
             allow_private_targets: env_flag("KEYWARD_ALLOW_PRIVATE_TARGETS") || config.alerts.allow_private_targets,
+            expiry_notice_days: env_nonempty("KEYWARD_EXPIRY_NOTICE_DAYS")
+                .map(|list| list.split(',').filter_map(|d| d.trim().parse().ok()).collect())
+                .or_else(|| config.alerts.expiry_notice_days.clone())
+                .unwrap_or_else(|| crate::response::expiry::DEFAULT_LEAD_DAYS.to_vec()),
             data_dir,
             database_url,
         }

@@ -60,6 +60,8 @@ enum Target {
     FreshMember,
     /// An invitation for a new person.
     Invitation,
+    /// A member service account just made.
+    FreshServiceAccount,
 }
 
 #[derive(Clone, Copy)]
@@ -179,6 +181,49 @@ fn api_rows() -> Vec<Row<13>> {
             [422, 403, 422, 403, 422, 403, 403, 403, 404, 404, 404, 403, 401]
         ),
         row!("GET", "/v1/projects/{project_id}/keys", "list keys", Project, Body::None, READ),
+        row!(
+            "POST",
+            "/v1/projects/{project_id}/keys/import",
+            "import a live key by its SHA-256",
+            Project,
+            Body::Json(
+                r#"{"keys": [{"sha256": "{sha}", "prefix": "old_", "last4": "abcd", "name": "{unique}", "scopes": ["analytics:read"]}]}"#
+            ),
+            own_live_key(201)
+        ),
+        row!("GET", "/v1/projects/{project_id}/usage", "read usage", Project, Body::None, READ),
+        row!(
+            "POST",
+            "/v1/projects/{project_id}/service-accounts",
+            "create a service account",
+            Project,
+            Body::Json(r#"{"name": "{unique}", "role": "member"}"#),
+            admins_live(201)
+        ),
+        row!(
+            "POST",
+            "/v1/projects/{project_id}/service-accounts",
+            "create an admin service account",
+            Project,
+            Body::Json(r#"{"name": "{unique}", "role": "admin"}"#),
+            admins_live(201)
+        ),
+        row!(
+            "GET",
+            "/v1/projects/{project_id}/service-accounts",
+            "list service accounts",
+            Project,
+            Body::None,
+            READ
+        ),
+        row!(
+            "DELETE",
+            "/v1/projects/{project_id}/service-accounts/{account_id}",
+            "delete a service account",
+            FreshServiceAccount,
+            Body::None,
+            admins_live(204)
+        ),
         row!(
             "GET",
             "/v1/projects/{project_id}/entitlements",
@@ -515,6 +560,7 @@ fn console_rows() -> Vec<Row<6>> {
             Body::None,
             [410, 410, 410, 410, 410, 303]
         ),
+        row!("GET", "/console/keys/{key_id}", "a key's page", MembersLiveKey, Body::None, PAGE),
         row!("GET", "/console/keys/{key_id}/edit", "edit page", MembersLiveKey, Body::None, PAGE),
         row!(
             "POST",
@@ -675,6 +721,16 @@ impl World {
                     .unwrap();
                 path = path.replace("{user_id}", &added.member.user_id);
             }
+            Target::FreshServiceAccount => {
+                let system = Caller::system("authz-test");
+                let account = self
+                    .s
+                    .service
+                    .create_service_account(&system, &self.project, &unique, Role::Member)
+                    .await
+                    .unwrap();
+                path = path.replace("{account_id}", &account.id);
+            }
             Target::Invitation => {
                 let system = Caller::system("authz-test");
                 let email = format!("{unique}@example.com");
@@ -689,6 +745,7 @@ impl World {
         }
         let fill = |text: &str| {
             text.replace("{unique}", &unique)
+                .replace("{sha}", &hex::encode(sha2::Sha256::digest(unique.as_bytes())))
                 .replace("{csrf}", csrf)
                 .replace("{owner_id}", &self.user["owner"])
                 .replace("{stranger_id}", &self.user["stranger"])

@@ -162,6 +162,9 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             .with_lease_ms(opened.settings.job_lease_ms);
         let mut workers = vec![worker.id().to_string()];
         let alerts = tokio::spawn(worker.run());
+        let notices =
+            keyward::response::expiry::ExpiryNotices::new(service.clone(), &opened.settings.expiry_notice_days, responder.alert_signal());
+        let notices = tokio::spawn(notices.run());
         let webhooks = Webhooks {
             github_secret: opened.settings.github.webhook_secret.clone(),
             gitlab_secret: opened.settings.gitlab.webhook_secret.clone(),
@@ -190,6 +193,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         // Stop taking work, then hand back what is claimed so another
         // replica (or the next start) runs it now, not after the lease.
         alerts.abort();
+        notices.abort();
         sources.stop();
         for worker in &workers {
             match service.store().release_jobs(worker, keyward::store::now_ms()).await {

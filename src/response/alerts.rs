@@ -38,11 +38,20 @@ pub struct Alert {
     pub found: Place,
     pub action: String,
     pub detected_at: String,
+    /// For `api_key.expiring`: when the key stops working.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 impl Alert {
     /// One paragraph for Slack and email.
     pub fn summary(&self) -> String {
+        if let Some(expires_at) = &self.expires_at {
+            return format!(
+                "keyward: {} key {} ({}…{}, id {}) of project {} expires at {expires_at}. Rotate it before then, or extend its expiry.",
+                self.key_mode, self.key_name, self.key_prefix, self.key_last4, self.key_id, self.project_name
+            );
+        }
         let place = if self.found.url.is_empty() {
             format!("{} {}:{}", self.found.repository, self.found.path, self.found.line.unwrap_or(0))
         } else {
@@ -271,10 +280,10 @@ impl AlertWorker {
         };
         let mut builder = Message::builder()
             .from(self.email.from.parse().map_err(|e| format!("from address: {e}"))?)
-            .subject(format!(
-                "[keyward] {} key {} leaked ({})",
-                alert.key_mode, alert.key_name, alert.action
-            ))
+            .subject(match &alert.expires_at {
+                Some(_) => format!("[keyward] {} key {} expires soon", alert.key_mode, alert.key_name),
+                None => format!("[keyward] {} key {} leaked ({})", alert.key_mode, alert.key_name, alert.action),
+            })
             .header(ContentType::TEXT_PLAIN);
         for address in to {
             builder = builder.to(address.parse().map_err(|e| format!("recipient {address}: {e}"))?);

@@ -10,11 +10,13 @@
 //! no second alert within the alert window.
 
 pub mod alerts;
+pub mod expiry;
 pub mod partners;
 
 use std::sync::Arc;
 
 use serde_json::json;
+use sha2::Digest;
 
 use crate::keys::token::{self, Kind};
 use crate::service::{new_id, Caller, KeyService, ServiceError};
@@ -48,6 +50,14 @@ impl Action {
             Action::Unknown => "unknown",
         }
     }
+}
+
+/// A token found to be keyward's, and what an incident shows of it.
+struct Ours {
+    key: Option<ApiKey>,
+    fingerprint: String,
+    display_prefix: String,
+    last4: String,
 }
 
 /// The outcome of one report.
@@ -103,21 +113,14 @@ impl LeakResponder {
 
     /// Handles one token seen at `place`.
     pub async fn report(&self, token: &str, place: &Place) -> Result<Outcome, ServiceError> {
-        let Ok(parsed) = token::parse(token) else {
+        let Some(ours) = self.identify(token).await? else {
             return Ok(Outcome::NotOurs);
         };
-        let verifier = self.service.verifier();
-        let fingerprint = verifier.fingerprinter().fingerprint(token);
-        let key = verifier
-            .lookup(token)
-            .await?
-            .filter(|k| k.last4 == parsed.last4)
-            .map(|k| (*k).clone());
+        let (key, fingerprint) = (ours.key, ours.fingerprint);
         let project = match &key {
             Some(k) => self.service.store().project(&k.project_id).await?,
             None => None,
         };
-        let fingerprint = fingerprint.to_hex();
         let now = now_ms();
         let store = self.service.store();
         let mut tx = store.begin().await?;
@@ -133,8 +136,8 @@ impl LeakResponder {
                     key_id: key.as_ref().map(|k| k.id.clone()),
                     project_id: key.as_ref().map(|k| k.project_id.clone()),
                     fingerprint: fingerprint.clone(),
-                    display_prefix: parsed.display_prefix.to_string(),
-                    last4: parsed.last4.to_string(),
+                    display_prefix: ours.display_prefix,
+                    last4: ours.last4,
                     action: action.as_str().to_string(),
                     first_place: place.clone(),
                     first_seen: now,
@@ -166,6 +169,34 @@ impl LeakResponder {
             key: key.map(Box::new),
             new_incident,
         })
+    }
+
+    /// Whether a token is keyward's: one in keyward's format (matched or
+    /// not to a stored key), or a token of another format that was
+    /// imported by the SHA-256 of it.
+    async fn identify(&self, token: &str) -> Result<Option<Ours>, ServiceError> {
+        let verifier = self.service.verifier();
+        if let Ok(parsed) = token::parse(token) {
+            let key = verifier
+                .lookup(token)
+                .await?
+                .filter(|k| k.last4 == parsed.last4)
+                .map(|k| (*k).clone());
+            return Ok(Some(Ours {
+                key,
+                fingerprint: verifier.fingerprinter().fingerprint(token).to_hex(),
+                display_prefix: parsed.display_prefix.to_string(),
+                last4: parsed.last4.to_string(),
+            }));
+        }
+        let secret = crate::service::verify::imported_secret(&hex::encode(sha2::Sha256::digest(token.as_bytes())));
+        let imported = verifier.lookup(&secret).await?.filter(|k| k.imported);
+        Ok(imported.map(|key| Ours {
+            fingerprint: verifier.fingerprinter().fingerprint(&secret).to_hex(),
+            display_prefix: key.display_prefix.clone(),
+            last4: key.last4.clone(),
+            key: Some((*key).clone()),
+        }))
     }
 
     /// Applies the project's policy to a first sighting.
@@ -212,8 +243,6 @@ impl LeakResponder {
         action: Action,
         now: i64,
     ) -> Result<(), ServiceError> {
-        let store = self.service.store();
-        let settings = store.alert_settings(&key.project_id).await?;
         let message = alerts::Alert {
             event: "api_key.leaked".into(),
             incident_id: incident.id.clone(),
@@ -227,42 +256,60 @@ impl LeakResponder {
             found: place.clone(),
             action: action.as_str().into(),
             detected_at: crate::time::rfc3339(now),
+            expires_at: None,
         };
-        let mut channels = Vec::new();
-        if !settings.webhook_url.is_empty() {
-            channels.push(alerts::Channel::Webhook {
-                url: settings.webhook_url.clone(),
-                secret: settings.webhook_secret.clone(),
-            });
-        }
-        if !settings.slack_webhook_url.is_empty() {
-            channels.push(alerts::Channel::Slack {
-                url: settings.slack_webhook_url.clone(),
-            });
-        }
-        if settings.email {
-            let to = store.alert_recipients(&key.project_id, key.owner_user_id.as_deref()).await?;
-            if !to.is_empty() {
-                channels.push(alerts::Channel::Email { to });
-            }
-        }
-        for channel in channels {
-            let job = NewJob {
-                id: new_id("job"),
-                kind: format!("{}{}", alerts::JOB_PREFIX, channel.name()),
-                dedupe_key: Some(format!("alert:{}:{}:{}", incident.id, channel.name(), now / ALERT_WINDOW_MS)),
-                payload: serde_json::to_string(&alerts::Delivery {
-                    channel,
-                    alert: message.clone(),
-                })
-                .expect("alerts serialise"),
-                max_attempts: alerts::MAX_ATTEMPTS,
-                run_at: now,
-            };
-            tx.enqueue(&job, now).await?;
-        }
-        Ok(())
+        let dedupe = format!("alert:{}", incident.id);
+        queue_deliveries(self.service.store(), tx, key, &message, &dedupe, now / ALERT_WINDOW_MS, now).await
     }
+}
+
+/// Queues `message` on every channel the key's project has set up: its
+/// webhook, its Slack URL, and email to the key's owner and the project's
+/// owners and admins. Each delivery is a job deduplicated per channel.
+pub(crate) async fn queue_deliveries(
+    store: &crate::store::Store,
+    tx: &mut Tx<'_>,
+    key: &ApiKey,
+    message: &alerts::Alert,
+    dedupe: &str,
+    round: i64,
+    now: i64,
+) -> Result<(), ServiceError> {
+    let settings = store.alert_settings(&key.project_id).await?;
+    let mut channels = Vec::new();
+    if !settings.webhook_url.is_empty() {
+        channels.push(alerts::Channel::Webhook {
+            url: settings.webhook_url.clone(),
+            secret: settings.webhook_secret.clone(),
+        });
+    }
+    if !settings.slack_webhook_url.is_empty() {
+        channels.push(alerts::Channel::Slack {
+            url: settings.slack_webhook_url.clone(),
+        });
+    }
+    if settings.email {
+        let to = store.alert_recipients(&key.project_id, key.owner_user_id.as_deref()).await?;
+        if !to.is_empty() {
+            channels.push(alerts::Channel::Email { to });
+        }
+    }
+    for channel in channels {
+        let job = NewJob {
+            id: new_id("job"),
+            kind: format!("{}{}", alerts::JOB_PREFIX, channel.name()),
+            dedupe_key: Some(format!("{dedupe}:{}:{round}", channel.name())),
+            payload: serde_json::to_string(&alerts::Delivery {
+                channel,
+                alert: message.clone(),
+            })
+            .expect("alerts serialise"),
+            max_attempts: alerts::MAX_ATTEMPTS,
+            run_at: now,
+        };
+        tx.enqueue(&job, now).await?;
+    }
+    Ok(())
 }
 
 fn parse_action(text: &str) -> Action {

@@ -204,6 +204,7 @@ pub async fn verify(
         scope: body.scope.as_deref(),
         mode: body.mode,
         cost,
+        metered: true,
     };
     let verdict = s
         .service
@@ -360,6 +361,121 @@ pub async fn alert_settings(
 ) -> Result<Json<AlertSettingsView>, AppError> {
     let (settings, show_targets) = s.service.alert_settings(&caller, &project_id).await?;
     Ok(Json(AlertSettingsView::new(&settings, show_targets)))
+}
+
+#[utoipa::path(post, path = "/v1/projects/{project_id}/service-accounts", params(("project_id" = String, Path)), request_body = CreateServiceAccount,
+    responses((status = 201, body = ServiceAccountCreated), (status = 409, description = "name taken")))]
+pub async fn create_service_account(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(project_id): Path<String>,
+    JsonBody(body): JsonBody<CreateServiceAccount>,
+) -> Result<Response, AppError> {
+    let account = s
+        .service
+        .create_service_account(&caller, &project_id, &body.name, body.role)
+        .await?;
+    let body = ServiceAccountCreated {
+        service_account: ServiceAccountView::from(&account),
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/projects/{project_id}/service-accounts", params(("project_id" = String, Path)),
+    responses((status = 200, body = ServiceAccountList)))]
+pub async fn list_service_accounts(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(project_id): Path<String>,
+) -> Result<Json<ServiceAccountList>, AppError> {
+    let accounts = s.service.service_accounts(&caller, &project_id).await?;
+    Ok(Json(ServiceAccountList {
+        service_accounts: accounts.iter().map(ServiceAccountView::from).collect(),
+    }))
+}
+
+#[utoipa::path(delete, path = "/v1/projects/{project_id}/service-accounts/{account_id}",
+    params(("project_id" = String, Path), ("account_id" = String, Path)),
+    responses((status = 204, description = "deleted; its keys are revoked"), (status = 404)))]
+pub async fn delete_service_account(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path((project_id, account_id)): Path<(String, String)>,
+) -> Result<StatusCode, AppError> {
+    s.service.delete_service_account(&caller, &project_id, &account_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/projects/{project_id}/keys/import", params(("project_id" = String, Path)), request_body = ImportKeys,
+    responses((status = 201, body = ImportedKeys), (status = 409, description = "a name or token already present"), (status = 422, description = "a bad row, by index")))]
+pub async fn import_keys(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(project_id): Path<String>,
+    JsonBody(body): JsonBody<ImportKeys>,
+) -> Result<Response, AppError> {
+    let mut rows = Vec::with_capacity(body.keys.len());
+    for (i, k) in body.keys.into_iter().enumerate() {
+        let expires_at = k
+            .expires_at
+            .map(|t| t.to_ms())
+            .transpose()
+            .map_err(|e| AppError::invalid(format!("keys[{i}]: {e}")))?;
+        rows.push(crate::service::ImportedKey {
+            sha256: k.sha256,
+            prefix: k.prefix,
+            last4: k.last4,
+            name: k.name,
+            scopes: k.scopes,
+            mode: k.mode,
+            expires_at,
+            meta: k.meta.unwrap_or_else(|| serde_json::json!({})),
+            external_id: k.external_id,
+        });
+    }
+    let keys = s.service.import_keys(&caller, &project_id, rows).await?;
+    let now = now_ms();
+    let body = ImportedKeys {
+        keys: keys.iter().map(|k| KeyView::new(k, now)).collect(),
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/projects/{project_id}/usage", params(("project_id" = String, Path), UsageQuery),
+    responses((status = 200, body = UsageView)))]
+pub async fn usage(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(project_id): Path<String>,
+    Query(q): Query<UsageQuery>,
+) -> Result<Json<UsageView>, AppError> {
+    let (granularity, hours, span) = match q.granularity.as_deref().unwrap_or("day") {
+        "hour" => ("hour", 1, 48 * 3_600_000),
+        "day" => ("day", 24, 30 * 86_400_000),
+        other => return Err(AppError::invalid(format!("granularity {other:?}: use hour or day"))),
+    };
+    let to = q.to.as_deref().map(time_param).transpose()?.unwrap_or_else(now_ms);
+    let from = q.from.as_deref().map(time_param).transpose()?.unwrap_or(to - span);
+    let series = s.service.usage(&caller, &project_id, q.key_id.as_deref(), hours, from, to).await?;
+    Ok(Json(UsageView {
+        granularity: granularity.to_string(),
+        buckets: series
+            .into_iter()
+            .map(|(start, counts)| UsageBucket {
+                start: rfc3339(start),
+                counts,
+            })
+            .collect(),
+    }))
+}
+
+/// A time in a query string: RFC 3339, or Unix seconds.
+fn time_param(text: &str) -> Result<i64, AppError> {
+    let input = match text.parse::<i64>() {
+        Ok(seconds) => TimeInput::UnixSeconds(seconds),
+        Err(_) => TimeInput::Text(text.to_string()),
+    };
+    input.to_ms().map_err(AppError::invalid)
 }
 
 pub async fn healthz() -> &'static str {

@@ -687,3 +687,106 @@ mod tests {
         assert!(admin.contains("https://***@hooks.example.com/x"), "{admin}");
     }
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServiceAccount {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub name: String,
+    /// admin, member or viewer
+    #[schema(value_type = String, example = "member")]
+    pub role: Role,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceAccountView {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    #[schema(value_type = String)]
+    pub role: Role,
+    pub created_at: String,
+}
+
+impl From<&crate::store::ServiceAccount> for ServiceAccountView {
+    fn from(a: &crate::store::ServiceAccount) -> ServiceAccountView {
+        ServiceAccountView {
+            id: a.id.clone(),
+            project_id: a.project_id.clone(),
+            name: a.name.clone(),
+            role: a.role,
+            created_at: rfc3339(a.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceAccountCreated {
+    pub service_account: ServiceAccountView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceAccountList {
+    pub service_accounts: Vec<ServiceAccountView>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    /// One key of the project; all of them when absent.
+    pub key_id: Option<String>,
+    /// `hour` or `day` (default `day`).
+    pub granularity: Option<String>,
+    /// RFC 3339 or Unix seconds; default: 30 days (day) or 48 hours (hour) before `to`.
+    pub from: Option<String>,
+    /// RFC 3339 or Unix seconds; default: now.
+    pub to: Option<String>,
+}
+
+/// Verifications per bucket and outcome (every verify code that occurred).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageView {
+    pub granularity: String,
+    pub buckets: Vec<UsageBucket>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageBucket {
+    pub start: String,
+    #[schema(value_type = Object)]
+    pub counts: std::collections::BTreeMap<String, i64>,
+}
+
+/// Keys brought from another system, known to keyward only by the SHA-256
+/// of their token. At most 1,000 per call; one bad row refuses the batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportKeys {
+    pub keys: Vec<ImportKey>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportKey {
+    /// Hex SHA-256 of the token in its old format.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
+    pub sha256: String,
+    /// The token's prefix, shown with `last4`.
+    pub prefix: String,
+    pub last4: String,
+    pub name: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default = "default_mode")]
+    #[schema(value_type = String, example = "live")]
+    pub mode: Mode,
+    pub expires_at: Option<TimeInput>,
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<serde_json::Value>,
+    pub external_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportedKeys {
+    pub keys: Vec<KeyView>,
+}

@@ -71,6 +71,11 @@ routes!(API_ROUTES, api_routes, [
     get "/v1/projects/{project_id}" => api::get_project,
     post "/v1/projects/{project_id}/keys" => api::create_key,
     get "/v1/projects/{project_id}/keys" => api::list_keys,
+    post "/v1/projects/{project_id}/keys/import" => api::import_keys,
+    get "/v1/projects/{project_id}/usage" => api::usage,
+    post "/v1/projects/{project_id}/service-accounts" => api::create_service_account,
+    get "/v1/projects/{project_id}/service-accounts" => api::list_service_accounts,
+    delete "/v1/projects/{project_id}/service-accounts/{account_id}" => api::delete_service_account,
     get "/v1/projects/{project_id}/entitlements" => api::list_entitlements,
     put "/v1/projects/{project_id}/entitlements/{product}" => api::set_entitlement,
     post "/v1/projects/{project_id}/members" => api::add_member,
@@ -153,7 +158,8 @@ async fn refuse_nul_in_url(req: Request, next: axum::middleware::Next) -> axum::
 
 /// Gives every request an id (the caller's `X-Request-Id` when it is short
 /// and printable, else a new ULID), runs it inside a tracing span that
-/// carries the id, returns the id in `X-Request-Id`, and logs the outcome.
+/// carries the id, returns the id in `X-Request-Id`, and logs the outcome
+/// (at debug for verify).
 /// Only the path is logged: no query string, no header, no body.
 async fn request_id(req: Request, next: axum::middleware::Next) -> axum::response::Response {
     use tracing::Instrument;
@@ -163,15 +169,24 @@ async fn request_id(req: Request, next: axum::middleware::Next) -> axum::respons
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(|| ulid::Ulid::new().to_string(), str::to_string);
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    // Verify is the hot path: metrics count it, and no line is written per
+    // call at the default level. Every other request is logged at info.
+    let hot = req.uri().path() == "/v1/keys/verify";
+    let span = if hot {
+        tracing::debug_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+    } else {
+        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+    };
     let started = std::time::Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;
     span.in_scope(|| {
-        tracing::info!(
-            status = response.status().as_u16(),
-            ms = started.elapsed().as_secs_f64() * 1e3,
-            "request"
-        );
+        let status = response.status().as_u16();
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        if hot {
+            tracing::debug!(status, ms, "request");
+        } else {
+            tracing::info!(status, ms, "request");
+        }
     });
     if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);

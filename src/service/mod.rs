@@ -24,7 +24,7 @@ use crate::keys::token::{self, Kind, Mode, Token};
 use crate::keys::valid_name;
 use crate::store::{
     now_ms, AlertSettings, ApiKey, AuditEvent, Entitlement, EntitlementState, Incident, KeyUpdate, Member, NewApiKey, NewAuditEvent, Place,
-    Project, RevokeReason, Role, Store, StoreError, Tx,
+    Project, RevokeReason, Role, ServiceAccount, Store, StoreError, Tx,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +123,27 @@ impl KeyLimits {
     }
 }
 
+/// One key of another system to bring in: keyward learns only the SHA-256
+/// of its token, and shows its prefix and last four characters.
+#[derive(Debug, Clone)]
+pub struct ImportedKey {
+    pub sha256: String,
+    pub prefix: String,
+    pub last4: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub mode: Mode,
+    pub expires_at: Option<i64>,
+    pub meta: serde_json::Value,
+    pub external_id: Option<String>,
+}
+
+/// Most keys one import takes.
+pub const MAX_IMPORT: usize = 1000;
+
+/// Verifications per bucket: (bucket start in ms, outcome code -> count).
+pub type UsageSeries = Vec<(i64, std::collections::BTreeMap<String, i64>)>;
+
 /// The latest expiry a key may have: before 9999-12-31T00:00:00Z, so every
 /// stored time formats as a four-digit-year RFC 3339 date.
 pub const MAX_EXPIRES_AT_MS: i64 = 253_402_214_400_000;
@@ -190,6 +211,7 @@ impl KeyService {
         // rate limits: those meter the product's own calls.
         let ask = verify::Ask {
             cost: 0,
+            metered: false,
             ..Default::default()
         };
         let verdict = self.verifier.verify(bearer, ask).await.map_err(|_| Denied::Unavailable)?;
@@ -810,6 +832,239 @@ impl KeyService {
                 revoked.push(key.fingerprint);
             }
         }
+        tx.commit().await?;
+        for fingerprint in revoked {
+            self.verifier.key_changed(&fingerprint).await;
+        }
+        Ok(())
+    }
+
+    /// Brings in keys of another system by the SHA-256 of their tokens, all
+    /// or none: a bad row refuses the batch, naming its index.
+    pub async fn import_keys(&self, caller: &Caller, project_id: &str, rows: Vec<ImportedKey>) -> Result<Vec<ApiKey>, ServiceError> {
+        let target = KeyTarget {
+            owner_user_id: caller.user_id.as_deref(),
+            owner_service_account_id: caller.service_account_id.as_deref(),
+            mode: if rows.iter().all(|r| r.mode == Mode::Test) {
+                Mode::Test
+            } else {
+                Mode::Live
+            },
+        };
+        caller
+            .authorize(&self.store, project_id, Action::CreateKey, Some(target))
+            .await
+            .map_err(|d| hidden(d, "project"))?;
+        if rows.is_empty() || rows.len() > MAX_IMPORT {
+            return Err(ServiceError::Invalid(format!("an import takes 1 to {MAX_IMPORT} keys")));
+        }
+        self.require_key_management(caller, project_id).await?;
+        let now = now_ms();
+        let mut prepared = Vec::with_capacity(rows.len());
+        for (i, row) in rows.into_iter().enumerate() {
+            let at = |e: ServiceError| ServiceError::Invalid(format!("keys[{i}]: {e}"));
+            self.require_grantable(caller, &row.scopes).await?;
+            prepared.push(self.imported_row(caller, project_id, row, now).map_err(at)?);
+        }
+        let mut tx = self.store.begin().await?;
+        let mut keys = Vec::with_capacity(prepared.len());
+        for (i, row) in prepared.iter().enumerate() {
+            tx.insert_key(row).await.map_err(|e| match ServiceError::from(e) {
+                ServiceError::Conflict(_) => ServiceError::Conflict(format!(
+                    "keys[{i}]: the name {:?} or the token is already in this deployment",
+                    row.name
+                )),
+                other => other,
+            })?;
+            let data = json!({"name": row.name, "kind": row.kind.as_str(), "mode": row.mode.as_str(), "scopes": row.scopes, "expires_at": row.expires_at, "last4": row.last4, "imported": true});
+            self.audit(&mut tx, caller, Some(project_id), "api_key.created", &row.id, data, now)
+                .await?;
+            keys.push(tx.key(&row.id).await?.ok_or(ServiceError::NotFound("key"))?);
+        }
+        tx.commit().await?;
+        self.verifier.set_imports_exist(true);
+        Ok(keys)
+    }
+
+    fn imported_row(&self, caller: &Caller, project_id: &str, row: ImportedKey, now: i64) -> Result<NewApiKey, ServiceError> {
+        let sha256 = row.sha256.to_ascii_lowercase();
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ServiceError::Invalid("sha256 must be 64 hex characters".into()));
+        }
+        let printable = |t: &str| t.bytes().all(|b| b.is_ascii_graphic());
+        if !(1..=32).contains(&row.prefix.len()) || !printable(&row.prefix) {
+            return Err(ServiceError::Invalid("prefix must be 1 to 32 printable ASCII characters".into()));
+        }
+        if row.last4.len() != 4 || !printable(&row.last4) {
+            return Err(ServiceError::Invalid("last4 must be 4 printable ASCII characters".into()));
+        }
+        let new = NewKey {
+            name: row.name,
+            description: String::new(),
+            kind: Kind::Secret,
+            mode: row.mode,
+            scopes: row.scopes,
+            expires_at: row.expires_at,
+            owner_user_id: caller.user_id.clone(),
+            owner_service_account_id: caller.service_account_id.clone(),
+            limits: KeyLimits {
+                meta: row.meta,
+                external_id: row.external_id,
+                ..KeyLimits::default()
+            },
+        };
+        self.validate_new_key(&new)?;
+        let fingerprinter = self.verifier.fingerprinter();
+        Ok(NewApiKey {
+            id: new_id("key"),
+            project_id: project_id.to_string(),
+            name: new.name,
+            description: new.description,
+            kind: new.kind,
+            mode: new.mode,
+            scopes: new.scopes,
+            owner_user_id: new.owner_user_id,
+            owner_service_account_id: new.owner_service_account_id,
+            created_by: caller.audit_name(),
+            created_at: now,
+            expires_at: new.expires_at,
+            display_prefix: row.prefix,
+            last4: row.last4,
+            fingerprint: fingerprinter.fingerprint(&verify::imported_secret(&sha256)).to_hex(),
+            pepper_id: fingerprinter.pepper_id().to_string(),
+            is_default: false,
+            rotated_from: None,
+            enabled: true,
+            meta: new.limits.validate()?,
+            external_id: new.limits.external_id,
+            ratelimits: Vec::new(),
+            credits: None,
+            imported: true,
+        })
+    }
+
+    /// Verifications of the project's keys (or one of them) per hour or
+    /// day and outcome, every bucket from `from` to `to` present.
+    pub async fn usage(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+        key_id: Option<&str>,
+        bucket_hours: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<UsageSeries, ServiceError> {
+        self.view_project(caller, project_id, Action::ViewKeys).await?;
+        if let Some(id) = key_id {
+            let key = self.store.key(id).await?.filter(|k| k.project_id == project_id);
+            key.ok_or(ServiceError::NotFound("key"))?;
+        }
+        const HOUR: i64 = 3_600_000;
+        let bucket = bucket_hours * HOUR;
+        let first = from.div_euclid(bucket) * bucket;
+        let last = to.div_euclid(bucket) * bucket;
+        if last < first || (last - first) / bucket >= 1000 {
+            return Err(ServiceError::Invalid(
+                "a usage series has at most 1000 buckets, from before to".into(),
+            ));
+        }
+        let rows = self
+            .store
+            .verifications(project_id, key_id, first / HOUR, (last + bucket) / HOUR - 1, bucket_hours)
+            .await?;
+        let mut series: UsageSeries = (0..=(last - first) / bucket)
+            .map(|i| (first + i * bucket, Default::default()))
+            .collect();
+        for (start, code, count) in rows {
+            if let Some((_, counts)) = series.iter_mut().find(|(s, _)| *s == start) {
+                *counts.entry(code).or_insert(0) += count;
+            }
+        }
+        Ok(series)
+    }
+
+    /// A team identity for the project. Its role is admin, member or
+    /// viewer, never above the caller's.
+    pub async fn create_service_account(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+        name: &str,
+        role: Role,
+    ) -> Result<ServiceAccount, ServiceError> {
+        let caller_role = self.view_project(caller, project_id, Action::ManageMembers).await?;
+        let name = name.trim();
+        let named = (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
+        if !named || name.starts_with("deleted_") {
+            return Err(ServiceError::Invalid(
+                "a service account's name must be 1 to 64 of [A-Za-z0-9_-]".into(),
+            ));
+        }
+        if role == Role::Owner {
+            return Err(ServiceError::Invalid("a service account's role is admin, member or viewer".into()));
+        }
+        if role > caller_role {
+            return Err(ServiceError::Denied(Denied::Role).with_message("nobody can grant a role above their own"));
+        }
+        let now = now_ms();
+        let account = ServiceAccount {
+            id: new_id("sa"),
+            project_id: project_id.to_string(),
+            name: name.to_string(),
+            role,
+            created_at: now,
+        };
+        let mut tx = self.store.begin().await?;
+        tx.insert_service_account(&account).await.map_err(|e| {
+            if e.is_unique_violation() {
+                ServiceError::Conflict("a service account with that name already exists in this project".into())
+            } else {
+                e.into()
+            }
+        })?;
+        let data = json!({"name": account.name, "role": role.as_str()});
+        self.audit(&mut tx, caller, Some(project_id), "service_account.created", &account.id, data, now)
+            .await?;
+        tx.commit().await?;
+        Ok(account)
+    }
+
+    pub async fn service_accounts(&self, caller: &Caller, project_id: &str) -> Result<Vec<ServiceAccount>, ServiceError> {
+        self.view_project(caller, project_id, Action::ViewKeys).await?;
+        Ok(self.store.service_accounts(project_id).await?)
+    }
+
+    /// Deletes a service account and revokes its keys, each revocation
+    /// audited.
+    pub async fn delete_service_account(&self, caller: &Caller, project_id: &str, account_id: &str) -> Result<(), ServiceError> {
+        let caller_role = self.view_project(caller, project_id, Action::ManageMembers).await?;
+        let Some(role) = self.store.role_of_service_account(project_id, account_id).await? else {
+            return Err(ServiceError::NotFound("service account"));
+        };
+        if role > caller_role {
+            return Err(ServiceError::Denied(Denied::Role).with_message("nobody can remove an account above their own role"));
+        }
+        let now = now_ms();
+        let mut tx = self.store.begin().await?;
+        let mut revoked = Vec::new();
+        for key in tx.team_keys(account_id).await? {
+            if self.revoke_in(&mut tx, caller, &key, RevokeReason::Manual, now).await? {
+                revoked.push(key.fingerprint);
+            }
+        }
+        if !tx.delete_service_account(project_id, account_id, now).await? {
+            return Err(ServiceError::NotFound("service account"));
+        }
+        self.audit(
+            &mut tx,
+            caller,
+            Some(project_id),
+            "service_account.deleted",
+            account_id,
+            json!({"revoked_keys": revoked.len()}),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         for fingerprint in revoked {
             self.verifier.key_changed(&fingerprint).await;

@@ -87,6 +87,9 @@ pub struct Ask<'a> {
     pub mode: Option<Mode>,
     /// Spent of the credits and of every rate limit; 0 spends nothing.
     pub cost: i64,
+    /// Counted in the key's usage analytics (a product's verify is; a
+    /// management call authenticating with the key is not).
+    pub metered: bool,
 }
 
 impl Default for Ask<'_> {
@@ -95,6 +98,7 @@ impl Default for Ask<'_> {
             scope: None,
             mode: None,
             cost: 1,
+            metered: true,
         }
     }
 }
@@ -202,7 +206,7 @@ impl Verifier {
         let started = std::time::Instant::now();
         let verdict = self.judge(token, ask).await?;
         crate::metrics::METRICS.verified(verdict.code, started.elapsed());
-        if let Some(key) = &verdict.key {
+        if let Some(key) = verdict.key.as_ref().filter(|_| ask.metered) {
             self.count_outcome(&key.id, verdict.code, now_ms());
         }
         Ok(verdict)

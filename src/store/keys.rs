@@ -322,6 +322,16 @@ impl Store {
         Ok(remaining)
     }
 
+    /// Keys that still work and expire after `now` and by `until`.
+    pub async fn keys_expiring_before(&self, now: i64, until: i64) -> Result<Vec<ApiKey>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE expires_at > $1 AND expires_at <= $2 AND (revoked_at IS NULL OR revoked_at > expires_at) \
+             ORDER BY expires_at"
+        );
+        let rows = sqlx::query(&sql).bind(now).bind(until).fetch_all(&self.pool).await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// Whether any key came in through an import: only then does verify
     /// look up tokens that are not in keyward's format.
     pub async fn has_imported_keys(&self) -> Result<bool, StoreError> {
@@ -393,6 +403,29 @@ impl Tx<'_> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1");
         let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *self.inner).await?;
         row.as_ref().map(from_row).transpose()
+    }
+
+    /// Marks a notice as sent; false when it already was.
+    pub async fn record_expiry_notice(&mut self, key_id: &str, days: i64, now: i64) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("INSERT INTO expiry_notices (key_id, days, sent_at) VALUES ($1, $2, $3) ON CONFLICT (key_id, days) DO NOTHING")
+                .bind(key_id)
+                .bind(days)
+                .bind(now)
+                .execute(&mut *self.inner)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The keys a service account owns that still work or may.
+    pub async fn team_keys(&mut self, account_id: &str) -> Result<Vec<ApiKey>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE owner_service_account_id = $1 AND (revoked_at IS NULL OR revoked_at > $2)");
+        let rows = sqlx::query(&sql)
+            .bind(account_id)
+            .bind(super::now_ms())
+            .fetch_all(&mut *self.inner)
+            .await?;
+        rows.iter().map(from_row).collect()
     }
 
     /// The keys a person owns in a project that still work or may (not
@@ -476,6 +509,11 @@ impl Tx<'_> {
         if let Some(expires_at) = update.expires_at {
             sqlx::query("UPDATE api_keys SET expires_at = $1 WHERE id = $2")
                 .bind(expires_at)
+                .bind(id)
+                .execute(&mut *self.inner)
+                .await?;
+            // A new expiry deserves its own notices.
+            sqlx::query("DELETE FROM expiry_notices WHERE key_id = $1")
                 .bind(id)
                 .execute(&mut *self.inner)
                 .await?;

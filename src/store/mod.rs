@@ -33,7 +33,7 @@ pub use jobs::{Job, NewJob, QueueDepth};
 pub use keys::{ApiKey, KeyUpdate, NewApiKey, RevokeReason};
 pub use leader::Leadership;
 pub use notify::{CacheListener, CHANNEL as CACHE_CHANNEL};
-pub use projects::{Entitlement, EntitlementState, Member, Project, Role};
+pub use projects::{Entitlement, EntitlementState, Member, Project, Role, ServiceAccount};
 pub use sessions::SessionRow;
 pub use sources::{SourceOutcome, SourceStatus};
 pub use usage::{UsageDelta, UsageRow, VerificationDelta};

@@ -51,6 +51,17 @@ pub struct Member {
     pub role: Role,
 }
 
+/// A team's identity in a project: keys it owns act with its role and
+/// outlive the person who made them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServiceAccount {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: i64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntitlementState {
@@ -145,11 +156,12 @@ impl Store {
     }
 
     pub async fn role_of_service_account(&self, project_id: &str, account_id: &str) -> Result<Option<Role>, StoreError> {
-        let role: Option<String> = sqlx::query_scalar("SELECT role FROM service_accounts WHERE project_id = $1 AND id = $2")
-            .bind(project_id)
-            .bind(account_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM service_accounts WHERE project_id = $1 AND id = $2 AND deleted_at IS NULL")
+                .bind(project_id)
+                .bind(account_id)
+                .fetch_optional(&self.pool)
+                .await?;
         role.as_deref().map(role_from_text).transpose()
     }
 
@@ -177,6 +189,28 @@ impl Store {
                     user_id: get(row, "id")?,
                     email: get(row, "email")?,
                     role: role_from_text(&get::<String>(row, "role")?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The project's service accounts that are not deleted, oldest first.
+    pub async fn service_accounts(&self, project_id: &str) -> Result<Vec<ServiceAccount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, project_id, name, role, created_at FROM service_accounts \
+             WHERE project_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ServiceAccount {
+                    id: get(row, "id")?,
+                    project_id: get(row, "project_id")?,
+                    name: get(row, "name")?,
+                    role: role_from_text(&get::<String>(row, "role")?)?,
+                    created_at: get(row, "created_at")?,
                 })
             })
             .collect()
@@ -273,6 +307,32 @@ impl Tx<'_> {
         .fetch_optional(&mut *self.inner)
         .await?;
         Ok(ok == Some(1))
+    }
+
+    pub async fn insert_service_account(&mut self, account: &ServiceAccount) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO service_accounts (id, project_id, name, role, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&account.id)
+            .bind(&account.project_id)
+            .bind(&account.name)
+            .bind(account.role.as_str())
+            .bind(account.created_at)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks the account deleted and frees its name; false when there was
+    /// no such live account.
+    pub async fn delete_service_account(&mut self, project_id: &str, id: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE service_accounts SET deleted_at = $1, name = 'deleted_' || id WHERE project_id = $2 AND id = $3 AND deleted_at IS NULL",
+        )
+        .bind(now)
+        .bind(project_id)
+        .bind(id)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn remove_membership(&mut self, project_id: &str, user_id: &str) -> Result<bool, StoreError> {

@@ -117,7 +117,7 @@ pub fn new_key(fields: &Fields, catalog: &Catalog, entitlements: &[Entitlement])
         scopes,
         expires_at: expiry(fields)?,
         owner_user_id: None,
-        owner_service_account_id: None,
+        owner_service_account_id: fields.get("owner").and_then(|o| o.strip_prefix("sa:").map(str::to_string)),
         limits: Default::default(),
     })
 }

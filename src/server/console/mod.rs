@@ -14,6 +14,7 @@
 //! account without locking out everyone behind the same address, and a
 //! forged `X-Forwarded-For` buys nothing.
 
+mod chart;
 mod forms;
 mod pages;
 
@@ -159,6 +160,7 @@ super::routes!(CONSOLE_ROUTES, routes, [
     get "/console/projects/{project_id}/audit" => audit_page,
     get "/console/projects/{project_id}/audit/export" => audit_export,
     get "/console/reveal/{reveal_id}" => reveal_page,
+    get "/console/keys/{key_id}" => key_page,
     get "/console/keys/{key_id}/edit" => edit_page,
     post "/console/keys/{key_id}/edit" => edit_key,
     get "/console/keys/{key_id}/revoke" => revoke_page,
@@ -355,22 +357,105 @@ async fn project_view(s: &AppState, person: &Person, project_id: &str) -> Result
     })
 }
 
-async fn keys_page(State(s): State<AppState>, person: Person, Path(project_id): Path<String>) -> Response {
+#[derive(serde::Deserialize)]
+struct KeysQuery {
+    tab: Option<String>,
+}
+
+async fn keys_page(State(s): State<AppState>, person: Person, Path(project_id): Path<String>, Query(q): Query<KeysQuery>) -> Response {
     let view = match project_view(&s, &person, &project_id).await {
         Ok(v) => v,
         Err(page) => return *page,
     };
-    match s.service.list_keys(&person.caller, &project_id).await {
-        Ok(keys) => pages::keys(&person, &view, &keys),
-        Err(e) => failure(e),
+    let tab = match q.tab.as_deref() {
+        Some("team") if view.role >= Role::Admin => pages::Tab::Team,
+        _ => pages::Tab::Personal,
+    };
+    let everyone = view.role >= Role::Admin;
+    let me = person.caller.user_id.as_deref();
+    let keys = match s.service.list_keys(&person.caller, &project_id).await {
+        Ok(keys) => keys,
+        Err(e) => return failure(e),
+    };
+    let keys: Vec<ApiKey> = keys
+        .into_iter()
+        .filter(|k| match tab {
+            pages::Tab::Team => k.owner_service_account_id.is_some(),
+            pages::Tab::Personal => k.owner_user_id.is_some() && (everyone || k.owner_user_id.as_deref() == me),
+        })
+        .collect();
+    let owners = match owner_names(&s, &person, &project_id).await {
+        Ok(owners) => owners,
+        Err(e) => return failure(e),
+    };
+    let chart = usage_chart(&s, &person, &project_id, None, "All keys of this project").await;
+    let list = pages::KeyList {
+        keys: &keys,
+        tab,
+        owners: &owners,
+        chart,
+    };
+    pages::keys(&person, &view, &list)
+}
+
+/// People's emails and service accounts' names, by id.
+async fn owner_names(s: &AppState, person: &Person, project_id: &str) -> Result<HashMap<String, String>, ServiceError> {
+    let mut owners: HashMap<String, String> = s
+        .service
+        .members(&person.caller, project_id)
+        .await?
+        .into_iter()
+        .map(|m| (m.user_id, m.email))
+        .collect();
+    for account in s.service.service_accounts(&person.caller, project_id).await? {
+        owners.insert(account.id, account.name);
     }
+    Ok(owners)
+}
+
+/// The last 30 days of verifications, per day, as SVG (empty when the
+/// series cannot be read: the page still works without it).
+async fn usage_chart(s: &AppState, person: &Person, project_id: &str, key_id: Option<&str>, caption: &str) -> String {
+    let now = crate::store::now_ms();
+    let series = s
+        .service
+        .usage(&person.caller, project_id, key_id, 24, now - 29 * 86_400_000, now)
+        .await;
+    series.map_or_else(|_| String::new(), |series| chart::usage_svg(&series, caption, "day"))
+}
+
+async fn key_page(State(s): State<AppState>, person: Person, Path(key_id): Path<String>) -> Response {
+    let (key, view) = match key_and_view(&s, &person, &key_id).await {
+        Ok(found) => found,
+        Err(page) => return *page,
+    };
+    let owners = match owner_names(&s, &person, &key.project_id).await {
+        Ok(owners) => owners,
+        Err(e) => return failure(e),
+    };
+    let chart = usage_chart(&s, &person, &key.project_id, Some(&key.id), &format!("Key {}", key.name)).await;
+    pages::key_page(&person, &view, &key, &pages::owner_label(&key, &owners), &chart)
 }
 
 async fn new_key_page(State(s): State<AppState>, person: Person, Path(project_id): Path<String>) -> Response {
     match project_view(&s, &person, &project_id).await {
-        Ok(view) => pages::new_key(&person, &view, s.service.catalog(), &Fields::default(), None),
+        Ok(view) => {
+            let accounts = team_accounts(&s, &person, &view).await;
+            pages::new_key(&person, &view, s.service.catalog(), &accounts, &Fields::default(), None)
+        }
         Err(page) => *page,
     }
+}
+
+/// The service accounts an admin may make team keys for.
+async fn team_accounts(s: &AppState, person: &Person, view: &ProjectView) -> Vec<crate::store::ServiceAccount> {
+    if view.role < Role::Admin {
+        return Vec::new();
+    }
+    s.service
+        .service_accounts(&person.caller, &view.project.id)
+        .await
+        .unwrap_or_default()
 }
 
 async fn create_key(State(s): State<AppState>, person: Person, Path(project_id): Path<String>, body: Bytes) -> Response {
@@ -385,7 +470,8 @@ async fn create_key(State(s): State<AppState>, person: Person, Path(project_id):
     let new = match forms::new_key(&fields, s.service.catalog(), &view.entitlements) {
         Ok(new) => new,
         Err(problem) => {
-            let mut page = pages::new_key(&person, &view, s.service.catalog(), &fields, Some(&problem));
+            let accounts = team_accounts(&s, &person, &view).await;
+            let mut page = pages::new_key(&person, &view, s.service.catalog(), &accounts, &fields, Some(&problem));
             *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             return page;
         }
@@ -393,7 +479,8 @@ async fn create_key(State(s): State<AppState>, person: Person, Path(project_id):
     match s.service.create_key(&person.caller, &project_id, new).await {
         Ok(issued) => reveal_redirect(&s, &person, issued),
         Err(ServiceError::Invalid(problem)) | Err(ServiceError::Conflict(problem)) => {
-            let mut page = pages::new_key(&person, &view, s.service.catalog(), &fields, Some(&problem));
+            let accounts = team_accounts(&s, &person, &view).await;
+            let mut page = pages::new_key(&person, &view, s.service.catalog(), &accounts, &fields, Some(&problem));
             *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             page
         }

@@ -99,7 +99,25 @@ fn can_create(role: Role) -> bool {
     role >= Role::Member
 }
 
-pub fn keys(person: &Person, view: &ProjectView, keys: &[ApiKey]) -> Response {
+/// Which keys the key page lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    /// Keys owned by people: the caller's own (everyone's, for admins).
+    Personal,
+    /// Keys owned by the project's service accounts (admins).
+    Team,
+}
+
+/// What the key list shows beside the keys.
+pub struct KeyList<'a> {
+    pub keys: &'a [ApiKey],
+    pub tab: Tab,
+    /// Owner ids (people and service accounts) to what a person reads.
+    pub owners: &'a std::collections::HashMap<String, String>,
+    pub chart: String,
+}
+
+pub fn keys(person: &Person, view: &ProjectView, list: &KeyList<'_>) -> Response {
     let p = esc(&view.project.id);
     let mut body = String::from(r#"<div class="head"><h1>API keys</h1>"#);
     let gated = requires_upgrade(&view.entitlements, KEY_MANAGEMENT);
@@ -117,45 +135,108 @@ pub fn keys(person: &Person, view: &ProjectView, keys: &[ApiKey]) -> Response {
         );
         return html(StatusCode::OK, layout("API keys", Some(person), Some(view), &body));
     }
+    body.push_str(&list.chart);
+    let current = |tab: Tab| {
+        if list.tab == tab {
+            r#" aria-current="page" class="tab current""#
+        } else {
+            r#" class="tab""#
+        }
+    };
+    let _ = write!(
+        body,
+        r#"<nav class="tabs" aria-label="Key owners"><a href="/console/projects/{p}/keys?tab=personal"{}>Personal keys</a>"#,
+        current(Tab::Personal)
+    );
+    if view.role >= Role::Admin {
+        let _ = write!(
+            body,
+            r#"<a href="/console/projects/{p}/keys?tab=team"{}>Team keys</a>"#,
+            current(Tab::Team)
+        );
+    }
+    body.push_str("</nav>");
     body.push_str(
         r#"<table><caption>Keys of this project. Secrets are never shown again after creation: only their prefix and last four characters.</caption>
-<thead><tr><th scope="col">Name</th><th scope="col">Mode</th><th scope="col">Scopes</th><th scope="col">Token</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Created by</th><th scope="col">Status</th><th scope="col">Actions</th></tr></thead><tbody>"#,
+<thead><tr><th scope="col">Name</th><th scope="col">Mode</th><th scope="col">Scopes</th><th scope="col">Token</th><th scope="col">Owner</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Expires</th><th scope="col">Created by</th><th scope="col">Status</th><th scope="col">Actions</th></tr></thead><tbody>"#,
     );
     let now = crate::store::now_ms();
-    for key in keys {
-        key_row(&mut body, key, view.role, now);
+    for key in list.keys {
+        key_row(&mut body, key, view.role, list.owners, now);
+    }
+    if list.keys.is_empty() {
+        body.push_str(r#"<tr><td colspan="11" class="muted">No keys here yet.</td></tr>"#);
     }
     body.push_str("</tbody></table>");
     html(StatusCode::OK, layout("API keys", Some(person), Some(view), &body))
 }
 
-fn key_row(body: &mut String, key: &ApiKey, role: Role, now: i64) {
+/// A team key belongs to a service account: admins may pick one.
+fn owner_picker(body: &mut String, accounts: &[crate::store::ServiceAccount], fields: &Fields) {
+    if accounts.is_empty() {
+        return;
+    }
+    let chosen = fields.get("owner").unwrap_or_default();
+    body.push_str(r#"<fieldset><legend>Owner</legend><label class="option"><input type="radio" name="owner" value="me" checked> Me (a personal key)</label>"#);
+    for account in accounts {
+        let value = format!("sa:{}", account.id);
+        let checked = if chosen == value { " checked" } else { "" };
+        let _ = write!(
+            body,
+            r#"<label class="option"><input type="radio" name="owner" value="{}"{checked}> Team: {} <span class="muted">({})</span></label>"#,
+            esc(&value),
+            esc(&account.name),
+            account.role.as_str()
+        );
+    }
+    body.push_str("</fieldset>");
+}
+
+/// Who owns a key, as a person reads it.
+pub fn owner_label(key: &ApiKey, owners: &std::collections::HashMap<String, String>) -> String {
+    match (&key.owner_user_id, &key.owner_service_account_id) {
+        (Some(user), _) => owners.get(user).cloned().unwrap_or_else(|| "a former member".into()),
+        (None, Some(account)) => owners
+            .get(account)
+            .map_or_else(|| "a deleted service account".into(), |name| format!("team: {name}")),
+        (None, None) => "keyward".into(),
+    }
+}
+
+fn key_row(body: &mut String, key: &ApiKey, role: Role, owners: &std::collections::HashMap<String, String>, now: i64) {
     let id = esc(&key.id);
     let scopes: String = key
         .scopes
         .iter()
         .map(|s| format!(r#"<span class="badge">{}</span>"#, esc(s)))
         .collect();
-    let (status, class) = if key.is_revoked_at(now) {
-        ("Revoked", "revoked")
-    } else if key.is_expired_at(now) {
-        ("Expired", "revoked")
-    } else {
-        ("Active", "active")
-    };
+    let (status, class) = key_status(key, now);
     let mode = key.mode.as_str();
+    let last_used = key
+        .last_used_at
+        .map_or_else(|| "never".to_string(), |t| format!("last used {}", super::chart::relative(t, now)));
+    let expires = key.expires_at.map_or_else(
+        || "never".to_string(),
+        |t| {
+            let verb = if t > now { "expires" } else { "expired" };
+            format!("{verb} {}", super::chart::relative(t, now))
+        },
+    );
     let _ = write!(
         body,
-        r#"<tr data-key-id="{id}"><td><strong>{}</strong><div class="muted">{}</div></td><td><span class="pill {mode}">{}</span></td><td>{scopes}</td>
-<td><code>{}…{}</code></td><td>{}</td><td>{}</td><td class="created-by">{}</td><td><span class="pill {class}">{status}</span></td><td class="actions">
+        r#"<tr data-key-id="{id}"><td><a href="/console/keys/{id}"><strong>{}</strong></a><div class="muted">{}</div></td><td><span class="pill {mode}">{}</span></td><td>{scopes}</td>
+<td><code class="token">{}…{}</code></td><td class="owner">{}</td><td>{}</td><td title="{}">{}</td><td>{}</td><td class="created-by">{}</td><td><span class="pill {class}">{status}</span></td><td class="actions">
 <button type="button" class="copy" data-copy="{id}" aria-label="Copy the id of {}">Copy ID</button> <code class="id">{id}</code>"#,
         esc(&key.name),
         esc(&key.description),
         if mode == "live" { "Live" } else { "Test" },
         esc(&key.display_prefix),
         esc(&key.last4),
+        esc(&owner_label(key, owners)),
         date(Some(key.created_at)),
         date(key.last_used_at),
+        esc(&last_used),
+        esc(&expires),
         esc(&key.created_by),
         esc(&key.name),
     );
@@ -173,7 +254,72 @@ fn key_row(body: &mut String, key: &ApiKey, role: Role, now: i64) {
     body.push_str("</td></tr>");
 }
 
-pub fn new_key(person: &Person, view: &ProjectView, catalog: &Catalog, fields: &Fields, problem: Option<&str>) -> Response {
+fn key_status(key: &ApiKey, now: i64) -> (&'static str, &'static str) {
+    if key.is_revoked_at(now) {
+        ("Revoked", "revoked")
+    } else if key.is_expired_at(now) {
+        ("Expired", "revoked")
+    } else if !key.enabled {
+        ("Disabled", "revoked")
+    } else {
+        ("Active", "active")
+    }
+}
+
+/// One key: everything about it but its secret, and its usage.
+pub fn key_page(person: &Person, view: &ProjectView, key: &ApiKey, owner: &str, chart: &str) -> Response {
+    let now = crate::store::now_ms();
+    let (status, class) = key_status(key, now);
+    let limits: String = if key.ratelimits.is_empty() {
+        "none".into()
+    } else {
+        key.ratelimits
+            .iter()
+            .map(|l| format!("{} per {} ms ({})", l.limit, l.duration_ms, esc(&l.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let credits = key.credits.map_or_else(
+        || "unlimited".to_string(),
+        |c| match c.refill {
+            Some(r) => format!("{} left, back to {} {}", c.remaining, r.amount, r.interval.as_str()),
+            None => format!("{} left", c.remaining),
+        },
+    );
+    let body = format!(
+        r#"<h1>{name}</h1><p class="muted">{description}</p>
+<dl class="card facts"><dt>ID</dt><dd><code class="id">{id}</code></dd><dt>Token</dt><dd><code class="token">{prefix}…{last4}</code></dd>
+<dt>Status</dt><dd><span class="pill {class}">{status}</span></dd><dt>Mode</dt><dd>{mode}</dd><dt>Owner</dt><dd>{owner}</dd>
+<dt>Scopes</dt><dd>{scopes}</dd><dt>Created</dt><dd>{created} by {created_by}</dd><dt>Last used</dt><dd>{last_used}</dd><dt>Expires</dt><dd>{expires}</dd>
+<dt>Rate limits</dt><dd>{limits}</dd><dt>Credits</dt><dd>{credits}</dd><dt>External id</dt><dd>{external}</dd><dt>Meta</dt><dd><code>{meta}</code></dd></dl>
+<h2>Verifications, last 30 days</h2>{chart}<p><a href="/console/projects/{project}/keys">Back to the keys</a></p>"#,
+        name = esc(&key.name),
+        description = esc(&key.description),
+        id = esc(&key.id),
+        prefix = esc(&key.display_prefix),
+        last4 = esc(&key.last4),
+        mode = key.mode.as_str(),
+        owner = esc(owner),
+        scopes = esc(&key.scopes.join(", ")),
+        created = date(Some(key.created_at)),
+        created_by = esc(&key.created_by),
+        last_used = date(key.last_used_at),
+        expires = date(key.expires_at),
+        external = esc(key.external_id.as_deref().unwrap_or("—")),
+        meta = esc(&key.meta.to_string()),
+        project = esc(&view.project.id),
+    );
+    html(StatusCode::OK, layout(&key.name, Some(person), Some(view), &body))
+}
+
+pub fn new_key(
+    person: &Person,
+    view: &ProjectView,
+    catalog: &Catalog,
+    accounts: &[crate::store::ServiceAccount],
+    fields: &Fields,
+    problem: Option<&str>,
+) -> Response {
     let p = esc(&view.project.id);
     let chosen = fields.get("preset").unwrap_or_else(|| "project".into());
     let mut body = String::from("<h1>New API key</h1>");
@@ -213,6 +359,7 @@ pub fn new_key(person: &Person, view: &ProjectView, catalog: &Catalog, fields: &
             ""
         },
     );
+    owner_picker(&mut body, accounts, fields);
     scope_picker(&mut body, view, catalog, &fields.all("scope"));
     expiry_picker(&mut body, fields);
     body.push_str(r#"<fieldset><legend>5. Confirmations</legend>"#);
