@@ -232,3 +232,109 @@ async fn two_replicas_share_the_jobs_survive_a_kill_and_agree_on_revocations() {
     );
     drop(b);
 }
+
+/// Verifies of one key, spread over both replicas, `in_flight` at a time:
+/// how many answered each code.
+async fn verify_spread(bases: &[String], key: &str, total: usize, in_flight: usize) -> std::collections::BTreeMap<String, usize> {
+    let http = reqwest::Client::new();
+    let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let mut tasks = Vec::new();
+    for i in 0..total {
+        let (http, base, key, semaphore) = (http.clone(), bases[i % bases.len()].clone(), key.to_string(), semaphore.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = semaphore.acquire().await.unwrap();
+            verify(&http, &base, &key).await
+        }));
+    }
+    let mut codes = std::collections::BTreeMap::new();
+    for t in tasks {
+        *codes.entry(t.await.unwrap()).or_insert(0) += 1;
+    }
+    codes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credits_rate_limits_and_disable_hold_across_two_replicas() {
+    let Some(url) = common::postgres_database().await else { return };
+    let github = hosts::github().await;
+    let a = replica(&url, &github.url, true);
+    let admin = a.admin.clone().expect("the first replica bootstraps");
+    let b = replica(&url, &github.url, false);
+    let bases = [a.base.clone(), b.base.clone()];
+    let http = reqwest::Client::new();
+    let projects: Value = http
+        .get(format!("{}/v1/projects", a.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let project = projects["projects"][0]["id"].as_str().unwrap().to_string();
+    let create = |body: Value| {
+        let (http, base, admin, project) = (http.clone(), a.base.clone(), admin.clone(), project.clone());
+        async move {
+            let created: Value = http
+                .post(format!("{base}/v1/projects/{project}/keys"))
+                .bearer_auth(&admin)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (
+                created["key"]["id"].as_str().unwrap().to_string(),
+                created["secret"].as_str().unwrap().to_string(),
+            )
+        }
+    };
+
+    // Credits: exact, however the verifies are spread.
+    let (_, credited) = create(json!({"name": "hundred", "scopes": [], "credits": {"remaining": 100}})).await;
+    let codes = verify_spread(&bases, &credited, 1000, 64).await;
+    eprintln!("cluster: 1000 verifies of a key with 100 credits over 2 replicas: {codes:?}");
+    assert_eq!(codes.get("VALID"), Some(&100), "{codes:?}");
+    assert_eq!(codes.get("USAGE_EXCEEDED"), Some(&900), "{codes:?}");
+
+    // Rate limits: never over the limit; early refusals bounded by one
+    // block per other replica.
+    let hour = 3_600_000;
+    if hour - now_ms() % hour < 60_000 {
+        tokio::time::sleep(Duration::from_millis((hour - now_ms() % hour + 1000) as u64)).await;
+    }
+    let (_, limited) =
+        create(json!({"name": "limited", "scopes": [], "ratelimits": [{"name": "hourly", "limit": 200, "duration_ms": hour}]})).await;
+    let codes = verify_spread(&bases, &limited, 1000, 64).await;
+    let valid = *codes.get("VALID").unwrap_or(&0) as i64;
+    eprintln!(
+        "cluster: 1000 verifies of a key limited to 200 an hour over 2 replicas: {codes:?}; overshoot {}",
+        valid - 200
+    );
+    assert!(valid <= 200, "the limit was over-admitted: {codes:?}");
+    assert!(
+        valid >= 200 - 200 / 8,
+        "more refused early than one block of the other replica: {codes:?}"
+    );
+
+    // Disable through A: B refuses at once; enable: B accepts at once.
+    let (id, secret) = create(json!({"name": "switch", "scopes": []})).await;
+    assert_eq!(verify(&http, &b.base, &secret).await, "VALID");
+    for (enabled, expected) in [(false, "DISABLED"), (true, "VALID")] {
+        let patched = http
+            .patch(format!("{}/v1/keys/{id}", a.base))
+            .bearer_auth(&admin)
+            .json(&json!({"enabled": enabled}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patched.status(), 200);
+        assert_eq!(
+            verify(&http, &b.base, &secret).await,
+            expected,
+            "the very next verify on the other replica"
+        );
+    }
+}

@@ -45,6 +45,9 @@ pub struct RateLimiter {
     /// Several replicas may share windows (PostgreSQL).
     shared: bool,
     windows: Mutex<HashMap<(String, String), Window>>,
+    /// One lease at a time per replica, so a burst of calls takes one
+    /// block, not one each: a replica never holds more than a block unused.
+    leasing: tokio::sync::Mutex<()>,
 }
 
 impl RateLimiter {
@@ -54,6 +57,7 @@ impl RateLimiter {
             store,
             shared,
             windows: Mutex::default(),
+            leasing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -69,6 +73,12 @@ impl RateLimiter {
             if shortfalls.is_empty() || !self.shared {
                 let admitted = shortfalls.is_empty();
                 return Ok((admitted, self.states(key, now)));
+            }
+            let _one_lease_at_a_time = self.leasing.lock().await;
+            // A lease made while this call waited may already cover it.
+            let shortfalls = self.try_admit(key, cost, now);
+            if shortfalls.is_empty() {
+                return Ok((true, self.states(key, now)));
             }
             let mut any_granted = false;
             for (limit, start, need) in shortfalls {

@@ -365,6 +365,17 @@ impl Store {
         limit: i64,
     ) -> Result<(i64, i64), StoreError> {
         let mut tx = self.begin().await?;
+        // The row exists before it is locked, so two replicas leasing the
+        // first block of a window at once queue on it instead of both
+        // reading "nothing leased".
+        sqlx::query(
+            "INSERT INTO ratelimit_leases (key_id, name, window_start, leased) VALUES ($1, $2, $3, 0) ON CONFLICT (key_id, name) DO NOTHING",
+        )
+        .bind(key_id)
+        .bind(name)
+        .bind(window_start)
+        .execute(&mut *tx.inner)
+        .await?;
         let lock = if self.backend == super::Backend::Postgres {
             " FOR UPDATE"
         } else {
@@ -383,16 +394,13 @@ impl Store {
             _ => 0,
         };
         let granted = want.min(limit - leased).max(0);
-        sqlx::query(
-            "INSERT INTO ratelimit_leases (key_id, name, window_start, leased) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (key_id, name) DO UPDATE SET window_start = excluded.window_start, leased = excluded.leased",
-        )
-        .bind(key_id)
-        .bind(name)
-        .bind(window_start)
-        .bind(leased + granted)
-        .execute(&mut *tx.inner)
-        .await?;
+        sqlx::query("UPDATE ratelimit_leases SET window_start = $3, leased = $4 WHERE key_id = $1 AND name = $2 AND window_start <= $3")
+            .bind(key_id)
+            .bind(name)
+            .bind(window_start)
+            .bind(leased + granted)
+            .execute(&mut *tx.inner)
+            .await?;
         tx.commit().await?;
         Ok((granted, leased + granted))
     }
