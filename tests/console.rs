@@ -231,6 +231,51 @@ async fn a_viewer_sees_no_create_button_in_a_browser() {
     b.client.clone().close().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_usage_chart_is_on_the_keys_page_and_the_keys_own_page() {
+    let Some(b) = browser().await else { return };
+    let s = server_with_people().await;
+    let (id, secret) = s
+        .create_key(
+            json!({"name": "charted", "scopes": ["analytics:read"], "ratelimits": [{"name": "m", "limit": 20, "duration_ms": 60000}]}),
+        )
+        .await;
+    for _ in 0..25 {
+        s.code(&secret, Some("analytics:read"), None).await;
+    }
+    s.service.verifier().flush_usage().await.unwrap();
+    // Earlier days, as a month of traffic would have left them.
+    let hour_now = keyward::store::now_ms() / 3_600_000;
+    for day in 1..30i64 {
+        let valid = 40 + (day * 37) % 60;
+        let refused = (day * 13) % 9;
+        let hour = hour_now - day * 24;
+        common::sql(
+            &s.database_url,
+            &format!(
+                "INSERT INTO key_verifications (key_id, hour, code, count) VALUES ('{id}', {hour}, 'VALID', {valid}), ('{id}', {hour}, 'RATE_LIMITED', {refused})"
+            ),
+        )
+        .await;
+    }
+    sign_in(&b, &s.base, OWNER).await;
+    wait_title(&b, "API keys").await;
+    let chart = css(&b, "figure.usage-chart").await;
+    assert!(chart.text().await.unwrap().contains("valid and"), "the chart's summary");
+    let bars = b.client.find_all(Locator::Css("figure.usage-chart svg rect.valid")).await.unwrap();
+    assert_eq!(bars.len(), 30, "a bar a day for 30 days");
+    let owner = css(&b, "tr td.owner").await.text().await.unwrap();
+    assert!(!owner.is_empty(), "every row names its owner");
+    screenshot(&b, "console-usage.png").await;
+    css(&b, "a[href$='/console/keys/".to_string().as_str()).await;
+    b.client.goto(&format!("{}/console/keys/{id}", s.base)).await.unwrap();
+    wait_title(&b, "charted").await;
+    let summary = css(&b, "figure.usage-chart figcaption").await.text().await.unwrap();
+    assert!(summary.contains("Key charted"), "{summary}");
+    assert!(summary.contains("20 valid") || summary.contains("valid"), "{summary}");
+    b.client.clone().close().await.unwrap();
+}
+
 /// A console session over plain HTTP: its cookie and CSRF token.
 struct Http {
     base: String,

@@ -1,22 +1,23 @@
 //! REST handlers: parse, call the key service, shape the JSON. The
 //! plaintext of a key appears only in the responses that create one.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sha2::{Digest, Sha256};
 
 use super::dto::*;
-use super::{AppError, AppState, Authed, JsonBody};
+use super::openapi::Errors;
+use super::{AppError, AppState, Authed, JsonBody, Params};
 use crate::service::NewKey;
 use crate::store::{now_ms, KeyUpdate, RevokeReason};
 
 /// Most audit events one listing returns.
 const AUDIT_LIMIT: i64 = 10_000;
 
-#[utoipa::path(post, path = "/v1/projects", request_body = CreateProject,
-    responses((status = 201, body = ProjectCreated), (status = 403, description = "missing projects:admin")))]
+#[utoipa::path(security(("bearer" = [])), post, path = "/v1/projects", request_body = CreateProject,
+    responses(Errors, (status = 201, body = ProjectCreated), (status = 403, description = "missing projects:admin")))]
 pub async fn create_project(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -35,7 +36,7 @@ pub async fn create_project(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/projects", responses((status = 200, body = ProjectList)))]
+#[utoipa::path(security(("bearer" = [])), get, path = "/v1/projects", responses(Errors, (status = 200, body = ProjectList)))]
 pub async fn list_projects(State(s): State<AppState>, Authed(caller): Authed) -> Result<Json<ProjectList>, AppError> {
     let projects = s.service.projects(&caller).await?;
     Ok(Json(ProjectList {
@@ -43,7 +44,7 @@ pub async fn list_projects(State(s): State<AppState>, Authed(caller): Authed) ->
     }))
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}", params(("project_id" = String, Path)), responses((status = 200, body = ProjectView), (status = 404)))]
+#[utoipa::path(security(("bearer" = [])), get, path = "/v1/projects/{project_id}", params(("project_id" = String, Path)), responses(Errors, (status = 200, body = ProjectView), (status = 404)))]
 pub async fn get_project(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -52,8 +53,8 @@ pub async fn get_project(
     Ok(Json(ProjectView::from(&s.service.project(&caller, &project_id).await?)))
 }
 
-#[utoipa::path(post, path = "/v1/projects/{project_id}/keys", params(("project_id" = String, Path)), request_body = CreateKey,
-    responses((status = 201, body = KeyIssued), (status = 409, description = "name taken"), (status = 422, description = "invalid name, scope or expiry")))]
+#[utoipa::path(security(("bearer" = [])), post, path = "/v1/projects/{project_id}/keys", params(("project_id" = String, Path)), request_body = CreateKey,
+    responses(Errors, (status = 201, body = KeyIssued), (status = 409, description = "name taken"), (status = 422, description = "invalid name, scope or expiry")))]
 pub async fn create_key(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -85,7 +86,7 @@ pub async fn create_key(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}/keys", params(("project_id" = String, Path)), responses((status = 200, body = KeyList)))]
+#[utoipa::path(security(("bearer" = [])), get, path = "/v1/projects/{project_id}/keys", params(("project_id" = String, Path)), responses(Errors, (status = 200, body = KeyList)))]
 pub async fn list_keys(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -98,12 +99,12 @@ pub async fn list_keys(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/keys/{key_id}", params(("key_id" = String, Path)), responses((status = 200, body = KeyView), (status = 404)))]
+#[utoipa::path(security(("bearer" = [])), get, path = "/v1/keys/{key_id}", params(("key_id" = String, Path)), responses(Errors, (status = 200, body = KeyView), (status = 404)))]
 pub async fn get_key(State(s): State<AppState>, Authed(caller): Authed, Path(key_id): Path<String>) -> Result<Json<KeyView>, AppError> {
     Ok(Json(KeyView::new(&s.service.get_key(&caller, &key_id).await?, now_ms())))
 }
 
-#[utoipa::path(patch, path = "/v1/keys/{key_id}", params(("key_id" = String, Path)), request_body = UpdateKey, responses((status = 200, body = KeyView)))]
+#[utoipa::path(security(("bearer" = [])), patch, path = "/v1/keys/{key_id}", params(("key_id" = String, Path)), request_body = UpdateKey, responses(Errors, (status = 200, body = KeyView)))]
 pub async fn update_key(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -135,8 +136,8 @@ pub async fn update_key(
     Ok(Json(KeyView::new(&s.service.update_key(&caller, &key_id, update).await?, now_ms())))
 }
 
-#[utoipa::path(post, path = "/v1/keys/{key_id}/revoke", params(("key_id" = String, Path)), request_body = RevokeKey,
-    responses((status = 200, body = KeyView), (status = 409, description = "the default key")))]
+#[utoipa::path(security(("bearer" = [])), post, path = "/v1/keys/{key_id}/revoke", params(("key_id" = String, Path)), request_body = RevokeKey,
+    responses(Errors, (status = 200, body = KeyView), (status = 409, description = "the default key")))]
 pub async fn revoke_key(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -151,7 +152,7 @@ pub async fn revoke_key(
     Ok(Json(KeyView::new(&key, now_ms())))
 }
 
-#[utoipa::path(post, path = "/v1/keys/{key_id}/rotate", params(("key_id" = String, Path)), request_body = RotateKey, responses((status = 201, body = KeyRotated)))]
+#[utoipa::path(security(("bearer" = [])), post, path = "/v1/keys/{key_id}/rotate", params(("key_id" = String, Path)), request_body = RotateKey, responses(Errors, (status = 201, body = KeyRotated)))]
 pub async fn rotate_key(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -179,7 +180,7 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Resu
 }
 
 #[utoipa::path(post, path = "/v1/keys/verify", request_body = VerifyRequest,
-    responses((status = 200, body = VerifyResponse, description = "always 200; `code` says why a key is not valid")))]
+    responses(Errors, (status = 200, body = VerifyResponse, description = "always 200; `code` says why a key is not valid")))]
 pub async fn verify(
     State(s): State<AppState>,
     extensions: axum::http::Extensions,
@@ -215,7 +216,7 @@ pub async fn verify(
     Ok(Json(VerifyResponse::new(&verdict)))
 }
 
-#[utoipa::path(put, path = "/v1/projects/{project_id}/entitlements/{product}", params(("project_id" = String, Path), ("product" = String, Path)), request_body = SetEntitlement, responses((status = 200, body = EntitlementView)))]
+#[utoipa::path(security(("bearer" = [])), put, path = "/v1/projects/{project_id}/entitlements/{product}", params(("project_id" = String, Path), ("product" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$")), request_body = SetEntitlement, responses(Errors, (status = 200, body = EntitlementView)))]
 pub async fn set_entitlement(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -226,7 +227,7 @@ pub async fn set_entitlement(
     Ok(Json(EntitlementView::from(&e)))
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}/entitlements", params(("project_id" = String, Path)), responses((status = 200, body = EntitlementList)))]
+#[utoipa::path(security(("bearer" = [])), get, path = "/v1/projects/{project_id}/entitlements", params(("project_id" = String, Path)), responses(Errors, (status = 200, body = EntitlementList)))]
 pub async fn list_entitlements(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -238,8 +239,8 @@ pub async fn list_entitlements(
     }))
 }
 
-#[utoipa::path(post, path = "/v1/projects/{project_id}/members", params(("project_id" = String, Path)), request_body = AddMember,
-    responses((status = 201, body = MemberAdded, description = "added or role changed; a new person comes with an invitation link"),
+#[utoipa::path(security(("bearer" = [])), post, path = "/v1/projects/{project_id}/members", params(("project_id" = String, Path)), request_body = AddMember,
+    responses(Errors, (status = 201, body = MemberAdded, description = "added or role changed; a new person comes with an invitation link"),
         (status = 403, description = "a role above the caller's, or an owner's role changed by a non-owner"),
         (status = 409, description = "the last owner")))]
 pub async fn add_member(
@@ -256,8 +257,8 @@ pub async fn add_member(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-#[utoipa::path(delete, path = "/v1/projects/{project_id}/members/{user_id}", params(("project_id" = String, Path), ("user_id" = String, Path)),
-    responses((status = 204, description = "removed; their personal keys in the project are revoked"), (status = 404), (status = 409, description = "the last owner")))]
+#[utoipa::path(security(("bearer" = [])), delete, path = "/v1/projects/{project_id}/members/{user_id}", params(("project_id" = String, Path), ("user_id" = String, Path)),
+    responses(Errors, (status = 204, description = "removed; their personal keys in the project are revoked"), (status = 404), (status = 409, description = "the last owner")))]
 pub async fn remove_member(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -267,7 +268,7 @@ pub async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}/members", params(("project_id" = String, Path)), responses((status = 200, body = MemberList)))]
+#[utoipa::path(security(("bearer" = [])), get, path = "/v1/projects/{project_id}/members", params(("project_id" = String, Path)), responses(Errors, (status = 200, body = MemberList)))]
 pub async fn list_members(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -279,22 +280,25 @@ pub async fn list_members(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}/audit", params(("project_id" = String, Path), ("action" = Option<String>, Query), ("limit" = Option<i64>, Query)), responses((status = 200, body = AuditList)))]
+#[utoipa::path(security(("bearer" = [])), get, path = "/v1/projects/{project_id}/audit", params(("project_id" = String, Path), AuditQuery), responses(Errors, (status = 200, body = AuditList)))]
 pub async fn audit(
     State(s): State<AppState>,
     Authed(caller): Authed,
     Path(project_id): Path<String>,
-    Query(q): Query<AuditQuery>,
+    Params(q): Params<AuditQuery>,
 ) -> Result<Json<AuditList>, AppError> {
-    let limit = q.limit.unwrap_or(AUDIT_LIMIT).clamp(1, AUDIT_LIMIT);
+    let limit = q.limit.unwrap_or(AUDIT_LIMIT);
+    if !(1..=AUDIT_LIMIT).contains(&limit) {
+        return Err(AppError::invalid(format!("limit must be 1 to {AUDIT_LIMIT}")));
+    }
     let events = s.service.audit_events(&caller, &project_id, q.action.as_deref(), limit).await?;
     Ok(Json(AuditList {
         events: events.iter().map(AuditView::from).collect(),
     }))
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}/audit/export", params(("project_id" = String, Path)),
-    responses((status = 200, description = "JSON Lines, one event per line; X-Content-SHA256 is the hex SHA-256 of the body", content_type = "application/x-ndjson")))]
+#[utoipa::path(security(("bearer" = [])), get, path = "/v1/projects/{project_id}/audit/export", params(("project_id" = String, Path)),
+    responses(Errors, (status = 200, description = "JSON Lines, one event per line; X-Content-SHA256 is the hex SHA-256 of the body", content_type = "application/x-ndjson")))]
 pub async fn audit_export(State(s): State<AppState>, Authed(caller): Authed, Path(project_id): Path<String>) -> Result<Response, AppError> {
     let events = s.service.audit_events(&caller, &project_id, None, i64::MAX).await?;
     Ok(audit_jsonl(&project_id, &events))
@@ -321,7 +325,7 @@ pub(crate) fn audit_jsonl(project_id: &str, events: &[crate::store::AuditEvent])
         .into_response()
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}/incidents", params(("project_id" = String, Path)), responses((status = 200, body = IncidentList)))]
+#[utoipa::path(security(("bearer" = [])), get, path = "/v1/projects/{project_id}/incidents", params(("project_id" = String, Path)), responses(Errors, (status = 200, body = IncidentList)))]
 pub async fn incidents(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -333,7 +337,7 @@ pub async fn incidents(
     }))
 }
 
-#[utoipa::path(put, path = "/v1/projects/{project_id}/alert-settings", params(("project_id" = String, Path)), request_body = SetAlertSettings, responses((status = 200, body = AlertSettingsView)))]
+#[utoipa::path(security(("bearer" = [])), put, path = "/v1/projects/{project_id}/alert-settings", params(("project_id" = String, Path)), request_body = SetAlertSettings, responses(Errors, (status = 200, body = AlertSettingsView)))]
 pub async fn set_alert_settings(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -353,7 +357,7 @@ pub async fn set_alert_settings(
     Ok(Json(AlertSettingsView::new(&saved, true)))
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}/alert-settings", params(("project_id" = String, Path)), responses((status = 200, body = AlertSettingsView)))]
+#[utoipa::path(security(("bearer" = [])), get, path = "/v1/projects/{project_id}/alert-settings", params(("project_id" = String, Path)), responses(Errors, (status = 200, body = AlertSettingsView)))]
 pub async fn alert_settings(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -363,8 +367,8 @@ pub async fn alert_settings(
     Ok(Json(AlertSettingsView::new(&settings, show_targets)))
 }
 
-#[utoipa::path(post, path = "/v1/projects/{project_id}/service-accounts", params(("project_id" = String, Path)), request_body = CreateServiceAccount,
-    responses((status = 201, body = ServiceAccountCreated), (status = 409, description = "name taken")))]
+#[utoipa::path(security(("bearer" = [])), post, path = "/v1/projects/{project_id}/service-accounts", params(("project_id" = String, Path)), request_body = CreateServiceAccount,
+    responses(Errors, (status = 201, body = ServiceAccountCreated), (status = 409, description = "name taken")))]
 pub async fn create_service_account(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -381,8 +385,8 @@ pub async fn create_service_account(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}/service-accounts", params(("project_id" = String, Path)),
-    responses((status = 200, body = ServiceAccountList)))]
+#[utoipa::path(security(("bearer" = [])), get, path = "/v1/projects/{project_id}/service-accounts", params(("project_id" = String, Path)),
+    responses(Errors, (status = 200, body = ServiceAccountList)))]
 pub async fn list_service_accounts(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -394,9 +398,9 @@ pub async fn list_service_accounts(
     }))
 }
 
-#[utoipa::path(delete, path = "/v1/projects/{project_id}/service-accounts/{account_id}",
+#[utoipa::path(security(("bearer" = [])), delete, path = "/v1/projects/{project_id}/service-accounts/{account_id}",
     params(("project_id" = String, Path), ("account_id" = String, Path)),
-    responses((status = 204, description = "deleted; its keys are revoked"), (status = 404)))]
+    responses(Errors, (status = 204, description = "deleted; its keys are revoked"), (status = 404)))]
 pub async fn delete_service_account(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -406,8 +410,8 @@ pub async fn delete_service_account(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/v1/projects/{project_id}/keys/import", params(("project_id" = String, Path)), request_body = ImportKeys,
-    responses((status = 201, body = ImportedKeys), (status = 409, description = "a name or token already present"), (status = 422, description = "a bad row, by index")))]
+#[utoipa::path(security(("bearer" = [])), post, path = "/v1/projects/{project_id}/keys/import", params(("project_id" = String, Path)), request_body = ImportKeys,
+    responses(Errors, (status = 201, body = ImportedKeys), (status = 409, description = "a name or token already present"), (status = 422, description = "a bad row, by index")))]
 pub async fn import_keys(
     State(s): State<AppState>,
     Authed(caller): Authed,
@@ -441,13 +445,13 @@ pub async fn import_keys(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/projects/{project_id}/usage", params(("project_id" = String, Path), UsageQuery),
-    responses((status = 200, body = UsageView)))]
+#[utoipa::path(security(("bearer" = [])), get, path = "/v1/projects/{project_id}/usage", params(("project_id" = String, Path), UsageQuery),
+    responses(Errors, (status = 200, body = UsageView)))]
 pub async fn usage(
     State(s): State<AppState>,
     Authed(caller): Authed,
     Path(project_id): Path<String>,
-    Query(q): Query<UsageQuery>,
+    Params(q): Params<UsageQuery>,
 ) -> Result<Json<UsageView>, AppError> {
     let (granularity, hours, span) = match q.granularity.as_deref().unwrap_or("day") {
         "hour" => ("hour", 1, 48 * 3_600_000),
@@ -478,10 +482,12 @@ fn time_param(text: &str) -> Result<i64, AppError> {
     input.to_ms().map_err(AppError::invalid)
 }
 
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "the process answers", body = String, content_type = "text/plain"), Errors))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "the database answers", body = String, content_type = "text/plain"), Errors))]
 pub async fn readyz(State(s): State<AppState>) -> Result<&'static str, AppError> {
     s.service
         .store()

@@ -32,13 +32,7 @@ impl TimeInput {
     pub fn to_ms(&self) -> Result<i64, String> {
         match self {
             TimeInput::UnixSeconds(s) => s.checked_mul(1000).ok_or_else(|| "time out of range".to_string()),
-            TimeInput::Text(t) => {
-                let time = humantime::parse_rfc3339_weak(t).map_err(|e| format!("{t:?} is not an RFC 3339 time: {e}"))?;
-                let since = time
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_err(|_| "time before 1970".to_string())?;
-                i64::try_from(since.as_millis()).map_err(|_| "time out of range".to_string())
-            }
+            TimeInput::Text(t) => crate::time::parse_rfc3339(t).ok_or_else(|| format!("{t:?} is not an RFC 3339 time")),
         }
     }
 }
@@ -52,9 +46,7 @@ pub struct KeyView {
     /// `kw_sk_live_`: with last4, all that is ever shown of a token.
     pub prefix: String,
     pub last4: String,
-    #[schema(value_type = String, example = "secret")]
     pub kind: Kind,
-    #[schema(value_type = String, example = "live")]
     pub mode: Mode,
     pub scopes: Vec<String>,
     /// active, revoked, expired or expiring
@@ -69,7 +61,6 @@ pub struct KeyView {
     pub expires_at: Option<String>,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
-    #[schema(value_type = Option<String>)]
     pub revoke_reason: Option<RevokeReason>,
     pub rotated_from: Option<String>,
     /// A disabled key answers DISABLED until enabled again.
@@ -148,6 +139,7 @@ impl From<&Project> for ProjectView {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateProject {
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$")]
     pub name: String,
 }
 
@@ -176,14 +168,14 @@ pub struct ProjectList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
+    #[schema(pattern = "^[A-Za-z0-9_]{1,64}$")]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 1000, pattern = "^[^\\u0000]*$")]
     pub description: String,
     #[serde(default = "default_kind")]
-    #[schema(value_type = String, example = "secret")]
     pub kind: Kind,
     #[serde(default = "default_mode")]
-    #[schema(value_type = String, example = "live")]
     pub mode: Mode,
     #[serde(default)]
     pub scopes: Vec<String>,
@@ -198,7 +190,7 @@ pub struct CreateKey {
     /// A JSON object of at most 4 KiB.
     #[schema(value_type = Option<Object>)]
     pub meta: Option<serde_json::Value>,
-    #[schema(max_length = 255)]
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001f\\u007f]+$")]
     pub external_id: Option<String>,
     #[serde(default)]
     pub ratelimits: Vec<RateLimit>,
@@ -245,7 +237,9 @@ pub struct KeyList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKey {
+    #[schema(pattern = "^[A-Za-z0-9_]{1,64}$")]
     pub name: Option<String>,
+    #[schema(max_length = 1000, pattern = "^[^\\u0000]*$")]
     pub description: Option<String>,
     pub scopes: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present_or_null")]
@@ -255,7 +249,7 @@ pub struct UpdateKey {
     #[schema(value_type = Option<Object>)]
     pub meta: Option<serde_json::Value>,
     #[serde(default, deserialize_with = "present_or_null")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001f\\u007f]+$")]
     pub external_id: Option<Option<String>>,
     pub ratelimits: Option<Vec<RateLimit>>,
     #[serde(default, deserialize_with = "present_or_null")]
@@ -270,7 +264,6 @@ fn present_or_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) 
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct RevokeKey {
-    #[schema(value_type = Option<String>, example = "manual")]
     pub reason: Option<RevokeReason>,
 }
 
@@ -278,14 +271,16 @@ pub struct RevokeKey {
 pub struct RotateKey {
     /// How long the old key keeps working; 0 or absent revokes it at once.
     #[serde(default)]
+    #[schema(maximum = 2592000)]
     pub overlap_seconds: u64,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct VerifyRequest {
+    #[schema(pattern = "^[^\\u0000]*$")]
     pub key: String,
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000]+$")]
     pub scope: Option<String>,
-    #[schema(value_type = Option<String>, example = "live")]
     pub mode: Option<Mode>,
     /// What this call spends of the key's credits and of each of its rate
     /// limits (default 1; 0 spends nothing).
@@ -302,7 +297,6 @@ pub struct VerifyResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
     pub mode: Option<Mode>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
@@ -372,14 +366,12 @@ pub struct RateLimitView {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SetEntitlement {
-    #[schema(value_type = String, example = "enabled")]
     pub state: EntitlementState,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EntitlementView {
     pub product: String,
-    #[schema(value_type = String)]
     pub state: EntitlementState,
     pub updated_at: String,
 }
@@ -401,8 +393,8 @@ pub struct EntitlementList {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AddMember {
+    #[schema(max_length = 320, pattern = "^[^@\\s\\u0000]+@[^@\\s\\u0000]+$")]
     pub email: String,
-    #[schema(value_type = String, example = "member")]
     pub role: Role,
 }
 
@@ -410,7 +402,6 @@ pub struct AddMember {
 pub struct MemberView {
     pub user_id: String,
     pub email: String,
-    #[schema(value_type = String)]
     pub role: Role,
 }
 
@@ -493,9 +484,14 @@ pub struct AuditList {
     pub events: Vec<AuditView>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Only events of this action, e.g. `api_key.revoked`.
+    #[param(pattern = "^[^\\u0000]{0,200}$")]
     pub action: Option<String>,
+    /// At most this many events (1 to 10,000; default 10,000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<i64>,
 }
 
@@ -582,14 +578,18 @@ pub struct IncidentList {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SetAlertSettings {
     #[serde(default)]
+    #[schema(max_length = 2000, pattern = "^$|^https?://[^\\u0000]+$")]
     pub webhook_url: String,
     #[serde(default)]
+    #[schema(pattern = "^[^\\u0000]*$")]
     pub webhook_secret: String,
     #[serde(default)]
+    #[schema(max_length = 2000, pattern = "^$|^https?://[^\\u0000]+$")]
     pub slack_webhook_url: String,
     #[serde(default = "email_on")]
     pub email: bool,
     /// `revoke` (default) or `notify_only`.
+    #[schema(value_type = Option<LeakPolicy>)]
     pub leak_policy: Option<String>,
 }
 
@@ -693,9 +693,27 @@ mod tests {
 pub struct CreateServiceAccount {
     #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub name: String,
-    /// admin, member or viewer
-    #[schema(value_type = String, example = "member")]
+    #[schema(value_type = ServiceAccountRole)]
     pub role: Role,
+}
+
+/// A service account's role: never owner.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ServiceAccountRole {
+    Admin,
+    Member,
+    Viewer,
+}
+
+/// What a leak of one of the project's secret keys does.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum LeakPolicy {
+    Revoke,
+    NotifyOnly,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -703,7 +721,6 @@ pub struct ServiceAccountView {
     pub id: String,
     pub project_id: String,
     pub name: String,
-    #[schema(value_type = String)]
     pub role: Role,
     pub created_at: String,
 }
@@ -736,10 +753,17 @@ pub struct UsageQuery {
     /// One key of the project; all of them when absent.
     pub key_id: Option<String>,
     /// `hour` or `day` (default `day`).
+    #[param(pattern = "^(hour|day)$")]
     pub granularity: Option<String>,
     /// RFC 3339 or Unix seconds; default: 30 days (day) or 48 hours (hour) before `to`.
+    #[param(
+        pattern = "^(-?[0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$"
+    )]
     pub from: Option<String>,
     /// RFC 3339 or Unix seconds; default: now.
+    #[param(
+        pattern = "^(-?[0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$"
+    )]
     pub to: Option<String>,
 }
 
@@ -762,6 +786,7 @@ pub struct UsageBucket {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportKeys {
+    #[schema(min_items = 1, max_items = 1000)]
     pub keys: Vec<ImportKey>,
 }
 
@@ -772,17 +797,20 @@ pub struct ImportKey {
     #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub sha256: String,
     /// The token's prefix, shown with `last4`.
+    #[schema(pattern = "^[!-~]{1,32}$")]
     pub prefix: String,
+    #[schema(pattern = "^[!-~]{4}$")]
     pub last4: String,
+    #[schema(pattern = "^[A-Za-z0-9_]{1,64}$")]
     pub name: String,
     #[serde(default)]
     pub scopes: Vec<String>,
     #[serde(default = "default_mode")]
-    #[schema(value_type = String, example = "live")]
     pub mode: Mode,
     pub expires_at: Option<TimeInput>,
     #[schema(value_type = Option<Object>)]
     pub meta: Option<serde_json::Value>,
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001f\\u007f]+$")]
     pub external_id: Option<String>,
 }
 

@@ -71,7 +71,6 @@ routes!(API_ROUTES, api_routes, [
     get "/v1/projects/{project_id}" => api::get_project,
     post "/v1/projects/{project_id}/keys" => api::create_key,
     get "/v1/projects/{project_id}/keys" => api::list_keys,
-    post "/v1/projects/{project_id}/keys/import" => api::import_keys,
     get "/v1/projects/{project_id}/usage" => api::usage,
     post "/v1/projects/{project_id}/service-accounts" => api::create_service_account,
     get "/v1/projects/{project_id}/service-accounts" => api::list_service_accounts,
@@ -98,6 +97,13 @@ routes!(API_ROUTES, api_routes, [
     get "/readyz" => api::readyz,
 ]);
 
+/// An import carries up to 1,000 keys: more than the API's usual limit.
+pub const MAX_IMPORT_BODY: usize = 1 << 20;
+
+routes!(IMPORT_ROUTES, import_routes, [
+    post "/v1/projects/{project_id}/keys/import" => api::import_keys,
+]);
+
 routes!(PARTNER_ROUTES, partner_routes, [
     post "/partners/github/secret-scanning" => partners::github,
     post "/partners/gitlab/secret-detection" => partners::gitlab,
@@ -110,7 +116,7 @@ routes!(CODE_HOST_ROUTES, code_host_routes, [
 
 /// Every route of the server, as (lowercase method, path template).
 pub fn all_routes() -> Vec<(&'static str, &'static str)> {
-    [API_ROUTES, PARTNER_ROUTES, CODE_HOST_ROUTES, console::CONSOLE_ROUTES].concat()
+    [API_ROUTES, IMPORT_ROUTES, PARTNER_ROUTES, CODE_HOST_ROUTES, console::CONSOLE_ROUTES].concat()
 }
 
 pub fn app(state: AppState) -> Router {
@@ -118,13 +124,17 @@ pub fn app(state: AppState) -> Router {
         .merge(console::routes())
         .layer(axum::middleware::from_fn(refuse_declared_over::<MAX_BODY>))
         .layer(DefaultBodyLimit::max(MAX_BODY));
+    let imports = import_routes()
+        .layer(axum::middleware::from_fn(refuse_declared_over::<MAX_IMPORT_BODY>))
+        .layer(DefaultBodyLimit::max(MAX_IMPORT_BODY));
     let partner_reports = partner_routes()
         .layer(axum::middleware::from_fn(refuse_declared_over::<{ partners::MAX_PARTNER_BODY }>))
         .layer(DefaultBodyLimit::max(partners::MAX_PARTNER_BODY));
     let code_hosts = code_host_routes()
         .layer(axum::middleware::from_fn(refuse_declared_over::<MAX_WEBHOOK_BODY>))
         .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY));
-    api.merge(partner_reports)
+    api.merge(imports)
+        .merge(partner_reports)
         .merge(code_hosts)
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(refuse_nul_in_url))
@@ -245,6 +255,21 @@ fn escapes_nul(bytes: &[u8]) -> bool {
         let backslashes = bytes[..at].iter().rev().take_while(|&&b| b == b'\\').count();
         backslashes % 2 == 1
     })
+}
+
+/// A query string parsed into `T`; a bad one gets the JSON error every
+/// other bad input gets (422), not axum's plain-text rejection.
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Params(value))
+            .map_err(|e| AppError::invalid(e.body_text()))
+    }
 }
 
 /// The caller behind `Authorization: Bearer <key>`.

@@ -1,11 +1,81 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
 use axum::Json;
-use utoipa::OpenApi;
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::api;
 use super::dto::*;
+use super::{api, partners, status, webhooks};
 use crate::service::VerifyCode;
+
+/// Every error: `{"error": {"code", "message"}}`, never internals.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// malformed, unauthenticated, forbidden, test_mode, not_entitled,
+    /// not_found, conflict, too_large, invalid, rate_limited, internal,
+    /// unavailable, not_configured, bad_signature
+    pub code: String,
+    pub message: String,
+}
+
+/// The errors any route may answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum Errors {
+    /// Malformed JSON, invalid UTF-8, or a NUL in the URL.
+    #[response(status = 400)]
+    Malformed(ErrorBody),
+    /// No key, an unknown or revoked one, or a bad webhook signature.
+    #[response(status = 401)]
+    Unauthenticated(ErrorBody),
+    /// Scope, role, test mode, deployment owner or plan gate.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// Missing, or out of the caller's reach.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// A name taken, the default key, the last owner.
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// The body is over the route's limit.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// Well-formed, but not valid: types, enums, bounds, unknown fields.
+    #[response(status = 422)]
+    Invalid(ErrorBody),
+    /// Over a rate limit; see `Retry-After`.
+    #[response(status = 429, headers(("Retry-After" = u64, description = "seconds")))]
+    RateLimited(ErrorBody),
+    #[response(status = 500)]
+    Internal(ErrorBody),
+    /// The database does not answer, or an endpoint is not configured.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// `Authorization: Bearer <keyward secret key>` on the management API.
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("keyward secret key")
+                    .build(),
+            ),
+        );
+    }
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,6 +83,7 @@ use crate::service::VerifyCode;
         title = "keyward",
         description = "API keys that hunt for their own leaks. Authenticate with `Authorization: Bearer <keyward key>`."
     ),
+    modifiers(&BearerKey),
     paths(
         api::create_project,
         api::list_projects,
@@ -39,8 +110,19 @@ use crate::service::VerifyCode;
         api::delete_service_account,
         api::import_keys,
         api::usage,
+        api::healthz,
+        api::readyz,
+        status::sources,
+        status::metrics,
+        partners::github,
+        partners::gitlab,
+        webhooks::github,
+        webhooks::gitlab,
+        document,
     ),
     components(schemas(
+        ErrorBody,
+        ErrorDetail,
         KeyView,
         ProjectView,
         CreateProject,
@@ -79,6 +161,8 @@ use crate::service::VerifyCode;
         ImportKeys,
         ImportKey,
         ImportedKeys,
+        ServiceAccountRole,
+        LeakPolicy,
         CreditsLeft,
         RateLimitView,
         AuditView,
@@ -88,6 +172,24 @@ use crate::service::VerifyCode;
 )]
 struct ApiDoc;
 
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "this document", content_type = "application/json"), Errors))]
+pub async fn document(axum::extract::State(s): axum::extract::State<super::AppState>) -> Json<serde_json::Value> {
+    Json(with_catalog(ApiDoc::openapi(), s.service.catalog()))
+}
+
+/// The document with this deployment's scope catalog as the `enum` of
+/// every scope a key may be given: a scope outside it is refused (422).
+fn with_catalog(doc: utoipa::openapi::OpenApi, catalog: &crate::keys::scopes::Catalog) -> serde_json::Value {
+    let mut scopes = vec!["*".to_string()];
+    for (product, actions) in catalog.products() {
+        scopes.push(format!("{product}:*"));
+        scopes.extend(actions.iter().map(|a| format!("{product}:{a}")));
+    }
+    let mut value = serde_json::to_value(doc).expect("the OpenAPI document serialises");
+    for schema in ["CreateKey", "UpdateKey", "ImportKey"] {
+        if let Some(items) = value.pointer_mut(&format!("/components/schemas/{schema}/properties/scopes/items")) {
+            *items = serde_json::json!({"type": "string", "enum": scopes});
+        }
+    }
+    value
 }

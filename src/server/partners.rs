@@ -17,11 +17,21 @@ pub const MAX_PARTNER_BODY: usize = 1 << 20;
 /// Most reports one request may carry.
 const MAX_REPORTS: usize = 1000;
 
+/// GitHub's secret-scanning partner protocol: a signed batch of reports.
+#[utoipa::path(post, path = "/partners/github/secret-scanning",
+    params(("GITHUB-PUBLIC-KEY-IDENTIFIER" = String, Header), ("GITHUB-PUBLIC-KEY-SIGNATURE" = String, Header)),
+    request_body(content = Vec<Object>, description = "`[{token, type, url, source}]`"),
+    responses((status = 200, description = "`[{token_hash, token_type, label}]`", body = Vec<Object>), super::openapi::Errors))]
 pub async fn github(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Json<Vec<Label>>, AppError> {
     let keys = s.github_keys.clone();
     handle(&s, Provider::GitHub, keys.as_deref(), &headers, &body).await
 }
 
+/// GitLab's secret-detection partner protocol, the same shape as GitHub's.
+#[utoipa::path(post, path = "/partners/gitlab/secret-detection",
+    params(("Gitlab-Public-Key-Identifier" = String, Header), ("Gitlab-Public-Key-Signature" = String, Header)),
+    request_body(content = Vec<Object>, description = "`[{token, type, url, source}]`"),
+    responses((status = 200, description = "`[{token_hash, token_type, label}]`", body = Vec<Object>), super::openapi::Errors))]
 pub async fn gitlab(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Json<Vec<Label>>, AppError> {
     let keys = s.gitlab_keys.clone();
     handle(&s, Provider::GitLab, keys.as_deref(), &headers, &body).await

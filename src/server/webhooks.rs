@@ -43,6 +43,12 @@ pub struct Webhooks {
 
 type Answer = (StatusCode, Json<Value>);
 
+/// A GitHub push webhook, signed with `X-Hub-Signature-256`.
+#[utoipa::path(post, path = "/webhooks/github",
+    params(("X-Hub-Signature-256" = String, Header), ("X-GitHub-Event" = String, Header), ("X-GitHub-Delivery" = String, Header)),
+    request_body(content = Object, description = "GitHub's push (or ping) event"),
+    responses((status = 202, description = "queued (or an event type that is ignored)", body = Object),
+        (status = 200, description = "pong, or a duplicate of a delivery already recorded", body = Object), super::openapi::Errors))]
 pub async fn github(State(s): State<AppState>, extensions: Extensions, headers: HeaderMap, body: Bytes) -> Result<Answer, AppError> {
     s.limits
         .webhooks_per_ip
@@ -66,6 +72,12 @@ pub async fn github(State(s): State<AppState>, extensions: Extensions, headers: 
     }
 }
 
+/// A GitLab push hook, authenticated with `X-Gitlab-Token`.
+#[utoipa::path(post, path = "/webhooks/gitlab",
+    params(("X-Gitlab-Token" = String, Header), ("X-Gitlab-Event" = String, Header)),
+    request_body(content = Object, description = "GitLab's Push Hook"),
+    responses((status = 202, description = "queued (or an event that is ignored)", body = Object),
+        (status = 200, description = "a duplicate of a push already recorded", body = Object), super::openapi::Errors))]
 pub async fn gitlab(State(s): State<AppState>, extensions: Extensions, headers: HeaderMap, body: Bytes) -> Result<Answer, AppError> {
     s.limits
         .webhooks_per_ip

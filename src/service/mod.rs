@@ -439,8 +439,8 @@ impl KeyService {
         if !valid_name(&new.name) {
             return Err(ServiceError::Invalid("name must be 1 to 64 letters, digits or underscores".into()));
         }
-        if new.description.len() > 1000 {
-            return Err(ServiceError::Invalid("description must be at most 1000 bytes".into()));
+        if new.description.chars().count() > 1000 {
+            return Err(ServiceError::Invalid("description must be at most 1000 characters".into()));
         }
         if let Some(at) = new.expires_at {
             validate_expiry(at, now_ms())?;
@@ -523,8 +523,8 @@ impl KeyService {
             self.catalog.validate(scopes)?;
             self.require_grantable(caller, scopes).await?;
         }
-        if update.description.as_ref().is_some_and(|d| d.len() > 1000) {
-            return Err(ServiceError::Invalid("description must be at most 1000 bytes".into()));
+        if update.description.as_ref().is_some_and(|d| d.chars().count() > 1000) {
+            return Err(ServiceError::Invalid("description must be at most 1000 characters".into()));
         }
         if let Some(Some(at)) = update.expires_at {
             validate_expiry(at, now_ms())?;

@@ -13,7 +13,7 @@ const COLUMNS: &str = "id, project_id, name, description, kind, mode, scopes, ow
     refilled_at, imported";
 
 /// Why a key stopped working.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RevokeReason {
     Manual,
