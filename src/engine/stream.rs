@@ -62,6 +62,12 @@ impl<'e> Stream<'e> {
         self.base + self.filled as u64
     }
 
+    /// Offsets before this are judged: every finding still to come starts
+    /// at or after it.
+    pub fn settled(&self) -> u64 {
+        self.judged_upto
+    }
+
     /// Records that `n` bytes were written into [`Stream::spare`]; scans
     /// when the buffer is full.
     pub fn advance(&mut self, n: usize, out: &mut Vec<Finding>) {
