@@ -4,9 +4,9 @@
 //!
 //! Events are debounced (a save is often several writes and a rename), then
 //! handed to a small pool of scanning threads, never the async runtime: a
-//! large file holds up only the paths that share its thread. Each path
-//! always goes to the same thread, so two saves of one file are scanned in
-//! order. A path that no longer exists was deleted or renamed away and is
+//! large file holds up one thread, not the paths behind it. A path is
+//! scanned by one thread at a time; saved again meanwhile, it is scanned
+//! once more when that scan ends. A path that no longer exists was deleted or renamed away and is
 //! forgotten; the new name of a rename is a path like any other. A token
 //! already reported for a file is not reported again when the file is saved
 //! with it unchanged.
@@ -18,10 +18,8 @@
 //! only regular files and directories are read. Files over the size limit
 //! are skipped and logged.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -54,7 +52,7 @@ impl Default for WatchOptions {
     fn default() -> Self {
         WatchOptions {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
-            threads: 2,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 4),
         }
     }
 }
@@ -106,20 +104,20 @@ pub fn start_with(
         roots,
         max_file_bytes: options.max_file_bytes,
         reported: Mutex::new(HashMap::new()),
+        busy: Mutex::new(Busy::default()),
     });
-    let mut workers = Vec::new();
+    let (job_tx, job_rx) = std::sync::mpsc::channel::<Job>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
     for n in 0..options.threads.max(1) {
-        let (job_tx, job_rx) = std::sync::mpsc::channel::<Job>();
-        let shared = shared.clone();
+        let (shared, job_rx) = (shared.clone(), job_rx.clone());
         std::thread::Builder::new()
             .name(format!("keyward-watch-{n}"))
             .spawn(move || scan_jobs(&job_rx, &shared))
             .map_err(|e| SourceError::Config(format!("watch thread: {e}")))?;
-        workers.push(job_tx);
     }
     std::thread::Builder::new()
         .name("keyward-watch".into())
-        .spawn(move || dispatch(&rx, &workers, &shared))
+        .spawn(move || dispatch(&rx, &job_tx, &shared))
         .map_err(|e| SourceError::Config(format!("watch thread: {e}")))?;
     Ok(Watch { _debouncer: debouncer })
 }
@@ -134,6 +132,14 @@ struct Shared {
     max_file_bytes: u64,
     /// The tokens already reported, by file.
     reported: Mutex<HashMap<PathBuf, HashSet<String>>>,
+    busy: Mutex<Busy>,
+}
+
+/// The paths being scanned, and those saved again meanwhile.
+#[derive(Default)]
+struct Busy {
+    scanning: HashSet<PathBuf>,
+    again: HashMap<PathBuf, Instant>,
 }
 
 /// One changed path, and when its oldest event happened.
@@ -142,9 +148,9 @@ struct Job {
     since: Instant,
 }
 
-/// Runs until the debouncer, and with it the sender, is dropped: sends
-/// each changed path to the thread its name hashes to.
-fn dispatch(rx: &Receiver<DebounceEventResult>, workers: &[Sender<Job>], shared: &Shared) {
+/// Runs until the debouncer, and with it the sender, is dropped: queues
+/// each changed path for the scanning threads.
+fn dispatch(rx: &Receiver<DebounceEventResult>, jobs: &Sender<Job>, shared: &Shared) {
     for result in rx {
         match result {
             Ok(events) => {
@@ -155,11 +161,8 @@ fn dispatch(rx: &Receiver<DebounceEventResult>, workers: &[Sender<Job>], shared:
                     .filter(|p| !p.components().any(|c| c.as_os_str() == ".git"))
                     .collect();
                 for path in paths {
-                    let mut hasher = DefaultHasher::new();
-                    path.hash(&mut hasher);
-                    let worker = &workers[(hasher.finish() % workers.len() as u64) as usize];
-                    // A send fails only when that thread is gone.
-                    let _ = worker.send(Job { path, since });
+                    // A send fails only when every scanning thread is gone.
+                    let _ = jobs.send(Job { path, since });
                 }
             }
             Err(errors) => {
@@ -170,21 +173,54 @@ fn dispatch(rx: &Receiver<DebounceEventResult>, workers: &[Sender<Job>], shared:
     }
 }
 
-fn scan_jobs(rx: &Receiver<Job>, shared: &Shared) {
+fn scan_jobs(rx: &Mutex<Receiver<Job>>, shared: &Shared) {
     let mut stream = Stream::new(&shared.engine);
-    for job in rx {
-        let sightings = shared.rescan(&job.path, &mut stream);
-        let outcome = match shared.runtime.block_on(report_all(&shared.responder, &sightings)) {
-            Ok(()) => SourceOutcome::Ok {
-                lag_ms: job.since.elapsed().as_millis() as i64,
-            },
-            Err(e) => SourceOutcome::Failed(e.to_string()),
-        };
-        shared.record(&outcome);
+    loop {
+        let received = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok(mut job) = received else { return };
+        if !shared.claim(&job) {
+            continue;
+        }
+        loop {
+            let sightings = shared.rescan(&job.path, &mut stream);
+            let outcome = match shared.runtime.block_on(report_all(&shared.responder, &sightings)) {
+                Ok(()) => SourceOutcome::Ok {
+                    lag_ms: job.since.elapsed().as_millis() as i64,
+                },
+                Err(e) => SourceOutcome::Failed(e.to_string()),
+            };
+            shared.record(&outcome);
+            match shared.release(&job.path) {
+                Some(since) => job.since = since,
+                None => break,
+            }
+        }
     }
 }
 
 impl Shared {
+    /// Takes `job`'s path for this thread; false when another thread is
+    /// scanning it, which will then scan it once more.
+    fn claim(&self, job: &Job) -> bool {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        if busy.scanning.insert(job.path.clone()) {
+            return true;
+        }
+        busy.again.entry(job.path.clone()).or_insert(job.since);
+        false
+    }
+
+    /// Ends a scan of `path`; returns when it was saved again meanwhile,
+    /// keeping it claimed for one more scan.
+    fn release(&self, path: &Path) -> Option<Instant> {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let again = busy.again.remove(path);
+        if again.is_none() {
+            busy.scanning.remove(path);
+        }
+        again
+    }
+
     fn record(&self, outcome: &SourceOutcome) {
         let store = self.responder.service().store();
         if let Err(e) = self.runtime.block_on(store.record_source_event(SOURCE, SOURCE, outcome, now_ms())) {
