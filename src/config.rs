@@ -339,13 +339,29 @@ fn add_rule_path(rules: &mut RuleSet, path: &Path, within: Option<(&Path, &Path)
         if let Some((config, root)) = within {
             confine(config, root, &file)?;
         }
-        let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Read {
-            path: file.clone(),
-            source,
-        })?;
+        let text = read_rule_file(&file)?;
         rules.add_toml(&file.display().to_string(), &text)?;
     }
     Ok(())
+}
+
+/// Rule files are small text: a FIFO would block the scan and a sparse
+/// file fill memory, so only regular files up to this size are read.
+const MAX_RULE_FILE_BYTES: u64 = 4 << 20;
+
+fn read_rule_file(file: &Path) -> Result<String, ConfigError> {
+    let read_error = |source| ConfigError::Read {
+        path: file.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(file).map_err(read_error)?;
+    if !meta.is_file() || meta.len() > MAX_RULE_FILE_BYTES {
+        return Err(read_error(std::io::Error::other(format!(
+            "not a regular file of at most {} MiB",
+            MAX_RULE_FILE_BYTES >> 20
+        ))));
+    }
+    std::fs::read_to_string(file).map_err(read_error)
 }
 
 /// Refuses `path` unless, resolved, it lies under `root`. A path that does
