@@ -647,9 +647,16 @@ fn pre_push_hook_works_for_a_url_with_no_remote_name_and_from_a_shallow_clone() 
     let message = text(&blocked);
     assert!(message.contains(&format!("{}:ci.env:1:11", &leak[..10])), "{message}");
     assert!(!message.contains("Windows paths"), "{message}");
-    repo.git(&["reset", "-q", "--hard", "HEAD~1"]);
+}
 
-    // A shallow clone: its boundary commit's parent is not there.
+#[test]
+fn pre_push_hook_works_from_a_shallow_clone() {
+    let repo = Repo::new();
+    repo.commit("one", &[("a.txt", "a\n")]);
+    repo.commit("two", &[("b.txt", "b\n")]);
+    let remote = repo.with_remote_and_pre_push_hook();
+    let url = format!("file://{}", remote.path().display());
+    // Its boundary commit's parent is not there.
     let clone = Repo {
         dir: tempfile::tempdir().unwrap(),
     };
@@ -659,8 +666,8 @@ fn pre_push_hook_works_for_a_url_with_no_remote_name_and_from_a_shallow_clone() 
     assert!(clone.keyward(&["hook", "install", "--pre-push"]).status.success());
     clone.git(&["checkout", "-q", "-b", "topic"]);
     clone.commit("topic", &[("t.txt", "t\n")]);
-    let out = clone.command("git", &["push", &url, "topic"]).output().unwrap();
-    assert!(out.status.success(), "a shallow clone's push to a URL: {}", text(&out));
+    let out = clone.command("git", &["push", "origin", "topic"]).output().unwrap();
+    assert!(out.status.success(), "a shallow clone's push: {}", text(&out));
     // With no tracking refs at all the walk reaches the boundary.
     clone.git(&["update-ref", "-d", "refs/remotes/origin/main"]);
     clone.git(&["checkout", "-q", "-b", "other"]);
@@ -692,6 +699,17 @@ fn hooks_refuse_a_file_too_large_to_scan_unless_allowed() {
         .output()
         .unwrap();
     assert!(allowed.status.success(), "{}", text(&allowed));
+
+    // The pre-push hook refuses the same commit.
+    let _remote = repo.with_remote_and_pre_push_hook();
+    repo.git(&["reset", "-q", "--soft", "HEAD~1"]);
+    repo.git(&["commit", "-q", "--no-verify", "-m", "big"]);
+    let blocked = repo.git_fails(&["push", "origin", "main:refs/heads/big"]);
+    let message = text(&blocked);
+    assert!(
+        message.contains("push blocked") && message.contains("dump.sql: 256.0 MiB"),
+        "{message}"
+    );
 }
 
 #[test]
