@@ -660,7 +660,8 @@ fn pre_push_hook_works_from_a_shallow_clone() {
     let clone = Repo {
         dir: tempfile::tempdir().unwrap(),
     };
-    clone.git(&["clone", "-q", "--depth", "1", &url, "."]);
+    clone.git(&["clone", "-q", "--depth", "1", "--branch", "main", &url, "."]);
+    assert!(clone.path().join(".git/shallow").is_file(), "the clone is shallow");
     clone.git(&["config", "user.name", "Bob"]);
     clone.git(&["config", "user.email", "bob@example.com"]);
     assert!(clone.keyward(&["hook", "install", "--pre-push"]).status.success());
@@ -669,7 +670,10 @@ fn pre_push_hook_works_from_a_shallow_clone() {
     let out = clone.command("git", &["push", "origin", "topic"]).output().unwrap();
     assert!(out.status.success(), "a shallow clone's push: {}", text(&out));
     // With no tracking refs at all the walk reaches the boundary.
-    clone.git(&["update-ref", "-d", "refs/remotes/origin/main"]);
+    let tracking = clone.git(&["for-each-ref", "--format=%(refname)", "refs/remotes"]);
+    for name in String::from_utf8_lossy(&tracking.stdout).lines() {
+        clone.git(&["update-ref", "-d", name]);
+    }
     clone.git(&["checkout", "-q", "-b", "other"]);
     clone.commit("other", &[("o.txt", "o\n")]);
     let out = clone.command("git", &["push", "origin", "other"]).output().unwrap();
