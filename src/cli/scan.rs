@@ -247,11 +247,28 @@ fn allowlist(args: &ScanArgs, roots: &[PathBuf]) -> Result<Allowlist> {
 /// Why a file was not scanned, with its size (0: a stream of unknown size,
 /// read up to the limit).
 pub fn oversized_line(path: &str, size: u64, limit: u64) -> String {
-    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
     if size == 0 {
-        format!("{path}: longer than the {:.0} MiB limit; only its start was scanned", mib(limit))
+        format!("{path}: longer than the {} limit; only its start was scanned", limit_text(limit))
     } else {
-        format!("{path}: {:.1} MiB, over the {:.0} MiB limit", mib(size), mib(limit))
+        format!("{path}: {}, over the {} limit", size_text(size), limit_text(limit))
+    }
+}
+
+const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+
+/// `12.0 GiB`, `256.0 MiB`, `20.0 KiB`, `512 bytes`.
+fn size_text(bytes: u64) -> String {
+    match UNITS.iter().find(|(unit, _)| bytes >= *unit) {
+        Some((unit, name)) => format!("{:.1} {name}", bytes as f64 / *unit as f64),
+        None => format!("{bytes} bytes"),
+    }
+}
+
+/// A limit as it was likely written: `256 MiB`, `16 KiB`, or bytes.
+fn limit_text(bytes: u64) -> String {
+    match UNITS.iter().find(|(unit, _)| bytes >= *unit && bytes % unit == 0) {
+        Some((unit, name)) => format!("{} {name}", bytes / unit),
+        None => format!("{bytes} bytes"),
     }
 }
 
