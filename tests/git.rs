@@ -7,6 +7,10 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+#[path = "common/stdin.rs"]
+mod stdin;
+use stdin::with_stdin;
+
 const GHP: &str = "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";
 const NPM: &str = "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";
 
@@ -389,18 +393,7 @@ fn pre_push_reads_git_stdin_protocol() {
     let repo = Repo::new();
     let base = repo.commit("init", &[("a.txt", "a\n")]);
     let leak = repo.commit("leak", &[("k.env", &format!("{GHP}\n"))]);
-    let run = |input: String| {
-        let mut child = repo
-            .command(env!("CARGO_BIN_EXE_keyward"), &["scan", "--pre-push", "--format", "json"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let run = |input: String| repo.keyward_with_stdin(&["scan", "--pre-push", "--format", "json"], &input);
     let zero = "0".repeat(40);
     let pushed = run(format!("refs/heads/main {leak} refs/heads/main {base}\n"));
     assert_eq!(json(&pushed)[0]["commit"], leak.as_str());
@@ -463,16 +456,7 @@ impl Repo {
     }
 
     fn keyward_with_stdin(&self, args: &[&str], input: &str) -> Output {
-        let mut child = self
-            .command(env!("CARGO_BIN_EXE_keyward"), args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
+        with_stdin(self.command(env!("CARGO_BIN_EXE_keyward"), args), input)
     }
 }
 
@@ -627,13 +611,20 @@ fn a_tree_deeper_than_the_limit_is_reported_and_the_scan_goes_on() {
     drop(remote);
 }
 
-#[test]
-fn pre_push_hook_works_for_a_url_with_no_remote_name_and_from_a_shallow_clone() {
+/// Two commits pushed to a bare remote, the pre-push hook installed, and
+/// the remote's `file://` URL.
+fn pushed_twice() -> (Repo, tempfile::TempDir, String) {
     let repo = Repo::new();
     repo.commit("one", &[("a.txt", "a\n")]);
     repo.commit("two", &[("b.txt", "b\n")]);
     let remote = repo.with_remote_and_pre_push_hook();
     let url = format!("file://{}", remote.path().display());
+    (repo, remote, url)
+}
+
+#[test]
+fn pre_push_hook_works_for_a_url_with_no_remote_name() {
+    let (repo, remote, url) = pushed_twice();
     let path = remote.path().to_str().unwrap().to_string();
 
     repo.commit("clean", &[("c.txt", "c\n")]);
@@ -651,11 +642,7 @@ fn pre_push_hook_works_for_a_url_with_no_remote_name_and_from_a_shallow_clone() 
 
 #[test]
 fn pre_push_hook_works_from_a_shallow_clone() {
-    let repo = Repo::new();
-    repo.commit("one", &[("a.txt", "a\n")]);
-    repo.commit("two", &[("b.txt", "b\n")]);
-    let remote = repo.with_remote_and_pre_push_hook();
-    let url = format!("file://{}", remote.path().display());
+    let (_repo, _remote, url) = pushed_twice();
     // Its boundary commit's parent is not there.
     let clone = Repo {
         dir: tempfile::tempdir().unwrap(),

@@ -2,9 +2,13 @@
 //! binary on real files in temp directories.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
+
+#[path = "common/stdin.rs"]
+mod stdin;
+use stdin::with_stdin;
 
 const GHP: &str = "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";
 const KW: &str = "kw_sk_live_7KWyWfty6uEvcdZQoaZrknnVmnbSF0d57Iq6S0qvhVh0giP4Y";
@@ -240,18 +244,9 @@ fn stdin_is_scanned_with_a_dash() {
 }
 
 fn keyward_with_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("KEYWARD_PREFIX")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    command.args(args).current_dir(dir).env_remove("KEYWARD_PREFIX");
+    with_stdin(command, input)
 }
 
 #[test]
@@ -331,7 +326,15 @@ fn text_report_snapshot() {
 // Hostile files and configs: what a checkout under scan must not be able to do.
 
 fn all_output(o: &Output) -> String {
-    format!("{}{}", stdout(o), String::from_utf8_lossy(&o.stderr))
+    format!("{}{}", stdout(o), stderr(o))
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_said(o: &Output, wanted: &str) {
+    assert!(stderr(o).contains(wanted), "{wanted:?} not on stderr: {}", all_output(o));
 }
 
 #[test]
@@ -411,11 +414,7 @@ fn fifos_and_devices_named_on_the_command_line_are_read() {
     assert!(stdout(&out).contains("/dev/fd/"), "{}", all_output(&out));
     // A stream is read up to the size limit, and says so.
     let out = keyward(dir.path(), &["scan", "/dev/zero", "--binary", "--max-file-size", "1M", "--quiet"]);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("/dev/zero: longer than the 1 MiB limit"),
-        "{}",
-        all_output(&out)
-    );
+    assert_said(&out, "/dev/zero: longer than the 1 MiB limit");
 }
 
 #[test]
@@ -428,19 +427,15 @@ fn a_file_over_the_size_limit_is_skipped_and_said_so_even_quietly() {
     sparse.set_len(12 << 30).unwrap();
     let started = std::time::Instant::now();
     let out = keyward(dir.path(), &["scan", ".", "--quiet", "--format", "json"]);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(json(&out).len(), 1, "{stderr}");
-    assert!(stderr.contains("sparse.log: 12288.0 MiB, over the 256 MiB limit"), "{stderr}");
-    assert!(stderr.contains("1 oversized skipped"), "{stderr}");
+    let said = stderr(&out);
+    assert_eq!(json(&out).len(), 1, "{said}");
+    assert!(said.contains("sparse.log: 12.0 GiB, over the 256 MiB limit"), "{said}");
+    assert!(said.contains("1 oversized skipped"), "{said}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "the sparse file was read");
     std::fs::write(dir.path().join("keyward.toml"), "[scan]\nmax_file_size = \"16K\"\n").unwrap();
     std::fs::write(dir.path().join("mid.txt"), vec![b'x'; 20 << 10]).unwrap();
     let out = keyward(dir.path(), &["scan", ".", "--quiet"]);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("mid.txt: 0.0 MiB, over the 0 MiB limit"),
-        "{}",
-        all_output(&out)
-    );
+    assert_said(&out, "mid.txt: 20.0 KiB, over the 16 KiB limit");
 }
 
 #[test]
