@@ -43,6 +43,8 @@ pub fn detect(head: &[u8]) -> Option<Utf16> {
             bom: 2,
         }),
         [0xFE, 0xFF, ..] => Some(Utf16 { order: Order::Big, bom: 2 }),
+        // Without a mark, ASCII in UTF-16 means NULs: most inputs stop here.
+        _ if memchr::memchr(0, head).is_none() => None,
         _ => [Order::Little, Order::Big]
             .into_iter()
             .find(|&order| looks_like(head, order))
@@ -56,13 +58,15 @@ fn looks_like(head: &[u8], order: Order) -> bool {
         return false;
     }
     let narrow = units.iter().filter(|&&u| u < 0x100).count();
+    if narrow * 4 < units.len() * 3 {
+        return false;
+    }
     let controls = units
         .iter()
         .filter(|&&u| u < 0x20 && !matches!(u, 0x09 | 0x0A | 0x0C | 0x0D) || u == 0x7F)
         .count();
-    let unpaired = char::decode_utf16(units.iter().copied()).filter(Result::is_err).count();
     // The sniffed head may cut a surrogate pair in two.
-    narrow * 4 >= units.len() * 3 && controls * 100 <= units.len() && unpaired <= 1
+    controls * 100 <= units.len() && char::decode_utf16(units.iter().copied()).filter(Result::is_err).count() <= 1
 }
 
 fn unit(order: Order, a: u8, b: u8) -> u16 {
