@@ -2,6 +2,13 @@
 //! turn overridden by flags: the deployment token prefix, the scanner's
 //! extra rules, and the server's data directory, database, listen address,
 //! pepper and scope catalog.
+//!
+//! A `keyward.toml` found in the working directory may be part of the
+//! checkout being scanned, written by whoever sent the pull request: the
+//! rule files it names must lie inside that directory (after resolving
+//! symlinks and `..`), and `--no-config` or `KEYWARD_NO_CONFIG=1` ignores it
+//! altogether. A file given with `--config` is the user's own and trusted.
+//! No error quotes a configuration or rule file's text.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -22,12 +29,14 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
-    Parse {
-        path: PathBuf,
-        #[source]
-        source: toml::de::Error,
-    },
+    /// Where and what, never the file's text.
+    #[error("{path}: invalid TOML at {at}: {message}")]
+    Parse { path: PathBuf, at: String, message: String },
+    #[error(
+        "{config}: rule path {path} is outside {root}; a keyward.toml found in the working directory may only name rule files inside it (pass the file with --config to trust it, or --no-config to ignore it)"
+    )]
+    Untrusted { config: PathBuf, path: PathBuf, root: PathBuf },
+
     #[error(transparent)]
     Rules(#[from] RuleError),
     #[error("pepper: {0}")]
@@ -133,6 +142,8 @@ pub struct FeedConfig {
 pub struct WatchConfig {
     #[serde(default)]
     pub paths: Vec<PathBuf>,
+    /// Files larger than this are skipped and logged (default 256 MiB).
+    pub max_file_size: Option<ByteSize>,
 }
 
 /// Where GitHub's and GitLab's secret-scanning public keys are published.
@@ -167,6 +178,47 @@ pub struct ScanConfig {
     /// Extra rule files or directories.
     #[serde(default)]
     pub rules: Vec<PathBuf>,
+    /// Files larger than this are skipped and reported: bytes, or a size
+    /// such as `"64MiB"` (default 256 MiB).
+    pub max_file_size: Option<ByteSize>,
+}
+
+/// A size in bytes, written as a number or as text with a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Bytes(u64),
+            Text(String),
+        }
+        match Written::deserialize(d)? {
+            Written::Bytes(n) => Ok(ByteSize(n)),
+            Written::Text(text) => parse_size(&text).map(ByteSize).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// `1048576`, `"512K"`, `"64MiB"`, `"1G"`, `"2 GB"`: binary units (K, M, G,
+/// T, with or without `iB` or `B`), case-insensitive.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let number: u64 = text[..digits]
+        .parse()
+        .map_err(|_| "a size is a number of bytes, or a number and K, M, G or T".to_string())?;
+    let shift = match text[digits..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err("the unit must be K, M, G or T (binary: 1K = 1024 bytes)".to_string()),
+    };
+    number.checked_mul(1u64 << shift).ok_or_else(|| "the size is too large".to_string())
 }
 
 impl Config {
@@ -181,7 +233,17 @@ impl Config {
             path: path.clone(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path, source })
+        toml::from_str(&text).map_err(|err| {
+            let offset = err.span().map_or(0, |span| span.start.min(text.len()));
+            let before = &text.as_bytes()[..offset];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let column = offset - before.iter().rposition(|&b| b == b'\n').map_or(0, |nl| nl + 1) + 1;
+            ConfigError::Parse {
+                path,
+                at: format!("line {line}, column {column}"),
+                message: crate::engine::rules::toml_message_without_content(&err),
+            }
+        })
     }
 }
 
@@ -191,28 +253,77 @@ pub struct RuleSources {
     pub prefixes: Vec<String>,
     pub rule_paths: Vec<PathBuf>,
     pub config: Option<PathBuf>,
+    /// Do not read `./keyward.toml` (a file given as `config` still is).
+    pub no_config: bool,
+}
+
+/// What `keyward scan` takes from flags and configuration.
+#[derive(Debug)]
+pub struct ScanSettings {
+    pub rules: RuleSet,
+    pub max_file_bytes: u64,
 }
 
 /// The shipped rules, plus extra rule files and deployment prefixes from
 /// flags and configuration.
 pub fn load_rules(sources: &RuleSources) -> Result<RuleSet, ConfigError> {
-    let config = Config::load(sources.config.as_deref())?;
+    Ok(load_scan(sources)?.rules)
+}
+
+/// The rules and limits of a scan. Rule files named by a `keyward.toml`
+/// that was found rather than given must lie inside its directory.
+pub fn load_scan(sources: &RuleSources) -> Result<ScanSettings, ConfigError> {
+    let (config, found) = match &sources.config {
+        Some(path) => (Config::load(Some(path))?, None),
+        None if sources.no_config => (Config::default(), None),
+        None => {
+            let found = Path::new(DEFAULT_CONFIG_FILE).is_file().then(|| PathBuf::from(DEFAULT_CONFIG_FILE));
+            (Config::load(None)?, found)
+        }
+    };
     let mut rules = RuleSet::builtin();
-    for path in sources.rule_paths.iter().chain(&config.scan.rules) {
-        add_rule_path(&mut rules, path)?;
+    for path in &sources.rule_paths {
+        add_rule_path(&mut rules, path, None)?;
+    }
+    let root = match &found {
+        Some(file) => Some(confinement_root(file)?),
+        None => None,
+    };
+    for path in &config.scan.rules {
+        let within = found.as_deref().zip(root.as_deref());
+        add_rule_path(&mut rules, path, within)?;
     }
     let prefixes = sources.prefixes.iter().chain(config.prefix.iter()).chain(&config.scan.prefixes);
     for prefix in prefixes {
         rules.add_deployment_prefix(prefix)?;
     }
-    Ok(rules)
+    let max_file_bytes = config
+        .scan
+        .max_file_size
+        .map_or(crate::sources::files::DEFAULT_MAX_FILE_BYTES, |size| size.0);
+    Ok(ScanSettings { rules, max_file_bytes })
 }
 
-fn add_rule_path(rules: &mut RuleSet, path: &Path) -> Result<(), ConfigError> {
+/// The directory a found config is confined to: its own, resolved.
+fn confinement_root(config: &Path) -> Result<PathBuf, ConfigError> {
+    let dir = config.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    dir.canonicalize().map_err(|source| ConfigError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Adds the rules of `path`, a file or a directory of `*.toml` files.
+/// `within` is `(config, root)` when `path` came from an untrusted config:
+/// then each file, symlinks resolved, must lie under `root`.
+fn add_rule_path(rules: &mut RuleSet, path: &Path, within: Option<(&Path, &Path)>) -> Result<(), ConfigError> {
     let read_error = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     };
+    if let Some((config, root)) = within {
+        confine(config, root, path)?;
+    }
     let files = if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(read_error)?
@@ -225,13 +336,48 @@ fn add_rule_path(rules: &mut RuleSet, path: &Path) -> Result<(), ConfigError> {
         vec![path.to_path_buf()]
     };
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Read {
-            path: file.clone(),
-            source,
-        })?;
+        if let Some((config, root)) = within {
+            confine(config, root, &file)?;
+        }
+        let text = read_rule_file(&file)?;
         rules.add_toml(&file.display().to_string(), &text)?;
     }
     Ok(())
+}
+
+/// Rule files are small text: a FIFO would block the scan and a sparse
+/// file fill memory, so only regular files up to this size are read.
+const MAX_RULE_FILE_BYTES: u64 = 4 << 20;
+
+fn read_rule_file(file: &Path) -> Result<String, ConfigError> {
+    let read_error = |source| ConfigError::Read {
+        path: file.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(file).map_err(read_error)?;
+    if !meta.is_file() || meta.len() > MAX_RULE_FILE_BYTES {
+        return Err(read_error(std::io::Error::other(format!(
+            "not a regular file of at most {} MiB",
+            MAX_RULE_FILE_BYTES >> 20
+        ))));
+    }
+    std::fs::read_to_string(file).map_err(read_error)
+}
+
+/// Refuses `path` unless, resolved, it lies under `root`. A path that does
+/// not resolve is left for the read to report.
+fn confine(config: &Path, root: &Path, path: &Path) -> Result<(), ConfigError> {
+    let untrusted = || ConfigError::Untrusted {
+        config: config.to_path_buf(),
+        path: path.to_path_buf(),
+        root: root.to_path_buf(),
+    };
+    match path.canonicalize() {
+        Ok(resolved) if resolved.starts_with(root) => Ok(()),
+        Ok(_) => Err(untrusted()),
+        Err(_) if path.is_absolute() || path.components().any(|c| c == std::path::Component::ParentDir) => Err(untrusted()),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Where the server's data lives, resolved from flags, environment, the
@@ -254,6 +400,7 @@ pub struct ServerSettings {
     /// `None` when the feed is off.
     pub feed: Option<crate::sources::feed::FeedOptions>,
     pub watch_paths: Vec<PathBuf>,
+    pub watch_max_file_bytes: u64,
     pub schedule: Vec<crate::sources::schedule::ScheduledRepo>,
     /// Console cookies are always `Secure` (set when TLS ends at a proxy
     /// that does not send `X-Forwarded-Proto`).
@@ -344,6 +491,11 @@ impl ServerSettings {
             gitlab: code_host(&config.sources.gitlab, "GITLAB", GITLAB_API_URL),
             feed: feed_options(&config.sources.feed),
             watch_paths: config.sources.watch.paths.clone(),
+            watch_max_file_bytes: config
+                .sources
+                .watch
+                .max_file_size
+                .map_or(crate::sources::files::DEFAULT_MAX_FILE_BYTES, |size| size.0),
             schedule: config.sources.schedule.clone(),
             secure_cookies: env_flag("KEYWARD_SECURE_COOKIES"),
             trusted_proxies: env_nonempty("KEYWARD_TRUSTED_PROXIES").map_or_else(

@@ -7,6 +7,10 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+#[path = "common/stdin.rs"]
+mod stdin;
+use stdin::with_stdin;
+
 const GHP: &str = "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";
 const NPM: &str = "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";
 
@@ -389,18 +393,7 @@ fn pre_push_reads_git_stdin_protocol() {
     let repo = Repo::new();
     let base = repo.commit("init", &[("a.txt", "a\n")]);
     let leak = repo.commit("leak", &[("k.env", &format!("{GHP}\n"))]);
-    let run = |input: String| {
-        let mut child = repo
-            .command(env!("CARGO_BIN_EXE_keyward"), &["scan", "--pre-push", "--format", "json"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let run = |input: String| repo.keyward_with_stdin(&["scan", "--pre-push", "--format", "json"], &input);
     let zero = "0".repeat(40);
     let pushed = run(format!("refs/heads/main {leak} refs/heads/main {base}\n"));
     assert_eq!(json(&pushed)[0]["commit"], leak.as_str());
@@ -417,4 +410,335 @@ fn pre_commit_framework_manifest_runs_keyward() {
     assert!(manifest.contains("entry: keyward scan --staged"));
     assert!(manifest.contains("entry: keyward scan --pre-push"));
     assert!(manifest.contains("language: rust"));
+}
+
+// Hostile repositories: what a crafted history, name or push must not do
+// to the scanner and its hooks.
+
+impl Repo {
+    /// A bare repository in its own temp dir, added as `origin`, with
+    /// `main` pushed to it; and the pre-push hook installed.
+    fn with_remote_and_pre_push_hook(&self) -> tempfile::TempDir {
+        let remote = tempfile::tempdir().unwrap();
+        self.git(&["init", "-q", "--bare", remote.path().to_str().unwrap()]);
+        self.git(&["remote", "add", "origin", remote.path().to_str().unwrap()]);
+        self.git(&["push", "-q", "origin", "main"]);
+        let install = self.keyward(&["hook", "install", "--pre-push"]);
+        assert!(install.status.success(), "{}", text(&install));
+        remote
+    }
+
+    /// Writes a raw object, as no git command would make it: a tree entry
+    /// named `/abs.txt`, or a tree 24,000 levels deep.
+    fn write_raw(&self, kind: gix::objs::Kind, bytes: &[u8]) -> gix::ObjectId {
+        use gix::objs::Write;
+        gix::open(self.path()).unwrap().objects.write_buf(kind, bytes).unwrap()
+    }
+
+    /// A tree of raw `(mode, name, id)` entries.
+    fn raw_tree(&self, entries: &[(&str, &[u8], gix::ObjectId)]) -> gix::ObjectId {
+        let mut bytes = Vec::new();
+        for (mode, name, id) in entries {
+            bytes.extend_from_slice(format!("{mode} ").as_bytes());
+            bytes.extend_from_slice(name);
+            bytes.push(0);
+            bytes.extend_from_slice(id.as_bytes());
+        }
+        self.write_raw(gix::objs::Kind::Tree, &bytes)
+    }
+
+    /// A commit of `tree` on top of HEAD, on branch `name`.
+    fn commit_tree(&self, name: &str, tree: gix::ObjectId) -> String {
+        let out = self.git(&["commit-tree", &tree.to_string(), "-p", "HEAD", "-m", name]);
+        let sha = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        self.git(&["update-ref", &format!("refs/heads/{name}"), &sha]);
+        sha
+    }
+
+    fn keyward_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        with_stdin(self.command(env!("CARGO_BIN_EXE_keyward"), args), input)
+    }
+}
+
+#[test]
+fn a_key_pasted_into_a_merge_is_stopped_by_the_pre_push_hook_and_found_by_since() {
+    let repo = Repo::new();
+    let before = repo.commit("init", &[("README.md", "hello\n")]);
+    let _remote = repo.with_remote_and_pre_push_hook();
+    repo.git(&["checkout", "-q", "-b", "side"]);
+    repo.commit("side", &[("side.txt", "side\n")]);
+    repo.git(&["checkout", "-q", "main"]);
+    repo.commit("main", &[("main.txt", "main\n")]);
+    repo.git(&["merge", "-q", "--no-ff", "--no-commit", "side"]);
+    let merge = repo.commit("merge", &[("config.env", &format!("GITHUB_TOKEN={GHP}\n"))]);
+
+    let blocked = repo.git_fails(&["push", "origin", "main"]);
+    let message = text(&blocked);
+    assert!(message.contains("push blocked"), "{message}");
+    assert!(message.contains(&format!("{}:config.env:1:14", &merge[..10])), "{message}");
+
+    let since = repo.keyward(&["scan", "--git", "--since", &before, "--format", "json"]);
+    assert_eq!(since.status.code(), Some(1), "{}", text(&since));
+    let found = json(&since);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0]["path"].as_str(), found[0]["commit"].as_str()),
+        (Some("config.env"), Some(merge.as_str()))
+    );
+
+    // A clean merge of a branch with nothing new goes through.
+    repo.git(&["reset", "-q", "--hard", "HEAD~1"]);
+    repo.git(&["merge", "-q", "--no-ff", "-m", "clean merge", "side"]);
+    repo.git(&["push", "-q", "origin", "main"]);
+}
+
+#[test]
+fn merges_report_what_no_parent_has_octopus_and_renamed_paths_included() {
+    let repo = Repo::new();
+    let base = repo.commit("base", &[("app.env", "A=1\n"), ("keep.txt", "k\n")]);
+    // A key that arrives on a branch is that branch's commit's, not the merge's.
+    repo.git(&["checkout", "-q", "-b", "one"]);
+    let on_branch = repo.commit("one", &[("one.env", &format!("NPM_TOKEN={NPM}\n"))]);
+    repo.git(&["checkout", "-q", "-b", "two", &base]);
+    repo.commit("two", &[("two.txt", "2\n")]);
+    repo.git(&["checkout", "-q", "-b", "renamed", &base]);
+    repo.git(&["mv", "app.env", "moved.env"]);
+    repo.commit("rename", &[]);
+    repo.git(&["checkout", "-q", "main"]);
+    repo.git(&["merge", "-q", "--no-ff", "--no-commit", "one", "two", "renamed"]);
+    // Resolving the octopus, a key is pasted into the renamed file.
+    let octopus = repo.commit("octopus", &[("moved.env", &format!("A=1\nGITHUB_TOKEN={GHP}\n"))]);
+    let parents = repo.git(&["rev-list", "--parents", "-n", "1", "HEAD"]);
+    assert_eq!(
+        String::from_utf8_lossy(&parents.stdout).split_whitespace().count(),
+        5,
+        "an octopus of four parents"
+    );
+
+    let out = repo.keyward(&["scan", "--git", "--since", &base, "--format", "json"]);
+    let found = json(&out);
+    let mut seen: Vec<(String, String, u64)> = found
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["commit"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![("moved.env".to_string(), octopus.clone(), 2), ("one.env".to_string(), on_branch, 1)],
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn control_characters_from_the_repository_are_escaped_in_text_and_hook_output() {
+    let repo = Repo::new();
+    repo.git(&["config", "user.name", "Eve \x1b]52;c;cm0gLXJmIH4K\x1b\\ \x1b[2J"]);
+    repo.git(&["config", "user.email", "eve\x1b[8m@example.com"]);
+    let forged = "a\x1b[31m.env\nfake.txt:1:1: nothing to see";
+    repo.commit("evil", &[(forged, &format!("T={GHP}\n"))]);
+    for args in [&["scan", "--git"][..], &["scan", "."][..]] {
+        let out = repo.keyward(args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains('\x1b'), "{args:?}: an escape reached the terminal: {stdout:?}");
+        assert_eq!(stdout.lines().count(), 1, "{args:?}: a name forged a line: {stdout:?}");
+        assert!(stdout.contains(r"a\e[31m.env\nfake.txt"), "{stdout:?}");
+    }
+    let history = String::from_utf8_lossy(&repo.keyward(&["scan", "--git"]).stdout).into_owned();
+    assert!(
+        history.contains(r"by Eve \e]52;c;cm0gLXJmIH4K\e\\ \e[2J <eve\e[8m@example.com>"),
+        "{history:?}"
+    );
+
+    // The pre-commit hook's report is the same text.
+    assert!(repo.keyward(&["hook", "install"]).status.success());
+    repo.write("x\x1b]0;owned\x07.env", &format!("K={NPM}\n"));
+    repo.git(&["add", "-A"]);
+    let blocked = repo.git_fails(&["commit", "-q", "-m", "x"]);
+    let all = text(&blocked);
+    assert!(
+        all.contains("commit blocked") && !all.contains('\x1b') && !all.contains('\x07'),
+        "{all:?}"
+    );
+    assert!(all.contains(r"x\e]0;owned\x07.env"), "{all:?}");
+}
+
+#[test]
+fn a_tree_deeper_than_the_limit_is_reported_and_the_scan_goes_on() {
+    let repo = Repo::new();
+    repo.commit("init", &[("README.md", "hello\n")]);
+    let remote = repo.with_remote_and_pre_push_hook();
+    let key = repo.write_raw(gix::objs::Kind::Blob, format!("GITHUB_TOKEN={GHP}\n").as_bytes());
+    let mut tree = repo.raw_tree(&[("100644", b"deep.env", key)]);
+    for _ in 0..24_000 {
+        tree = repo.raw_tree(&[("40000", b"d", tree)]);
+    }
+    let shallow_key = repo.write_raw(gix::objs::Kind::Blob, format!("NPM_TOKEN={NPM}\n").as_bytes());
+    let root = repo.raw_tree(&[("40000", b"d", tree), ("100644", b"top.env", shallow_key)]);
+    let deep = repo.commit_tree("deep", root);
+
+    let history = repo.keyward(&["scan", "--git", "--branch", "deep", "--format", "json"]);
+    assert_eq!(history.status.code(), Some(1), "{}", text(&history));
+    let found = json(&history);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["path"], "top.env");
+    let stderr = String::from_utf8_lossy(&history.stderr);
+    assert!(stderr.contains("more than 2048 levels deep, not entered"), "{stderr}");
+
+    let zero = "0".repeat(40);
+    let pushed = repo.keyward_with_stdin(
+        &["scan", "--pre-push", "--quiet"],
+        &format!("refs/heads/deep {deep} refs/heads/deep {zero}\n"),
+    );
+    assert_eq!(pushed.status.code(), Some(1), "{}", text(&pushed));
+    assert!(text(&pushed).contains("not entered"), "{}", text(&pushed));
+
+    // Through the installed hook, with the key removed: the hook passes, and
+    // git itself then refuses the tree (core.maxTreeDepth).
+    let clean = repo.raw_tree(&[("40000", b"d", tree)]);
+    repo.git(&["checkout", "-q", "main"]);
+    repo.commit_tree("deep-clean", clean);
+    let out = repo.command("git", &["push", "origin", "deep-clean"]).output().unwrap();
+    let all = text(&out);
+    assert!(all.contains("not entered"), "{all}");
+    assert!(!all.contains("overflow") && !all.contains("push blocked"), "{all}");
+    drop(remote);
+}
+
+/// Two commits pushed to a bare remote, the pre-push hook installed, and
+/// the remote's `file://` URL.
+fn pushed_twice() -> (Repo, tempfile::TempDir, String) {
+    let repo = Repo::new();
+    repo.commit("one", &[("a.txt", "a\n")]);
+    repo.commit("two", &[("b.txt", "b\n")]);
+    let remote = repo.with_remote_and_pre_push_hook();
+    let url = format!("file://{}", remote.path().display());
+    (repo, remote, url)
+}
+
+#[test]
+fn pre_push_hook_works_for_a_url_with_no_remote_name() {
+    let (repo, remote, url) = pushed_twice();
+    let path = remote.path().to_str().unwrap().to_string();
+
+    repo.commit("clean", &[("c.txt", "c\n")]);
+    let out = repo.command("git", &["push", &url, "main"]).output().unwrap();
+    assert!(out.status.success(), "a clean push to a URL: {}", text(&out));
+    repo.commit("more", &[("d.txt", "d\n")]);
+    let out = repo.command("git", &["push", &path, "main"]).output().unwrap();
+    assert!(out.status.success(), "a clean push to a path: {}", text(&out));
+    let leak = repo.commit("leak", &[("ci.env", &format!("NPM_TOKEN={NPM}\n"))]);
+    let blocked = repo.git_fails(&["push", &url, "main"]);
+    let message = text(&blocked);
+    assert!(message.contains(&format!("{}:ci.env:1:11", &leak[..10])), "{message}");
+    assert!(!message.contains("Windows paths"), "{message}");
+}
+
+#[test]
+fn pre_push_hook_works_from_a_shallow_clone() {
+    let (_repo, _remote, url) = pushed_twice();
+    // Its boundary commit's parent is not there.
+    let clone = Repo {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    clone.git(&["clone", "-q", "--depth", "1", "--branch", "main", &url, "."]);
+    assert!(clone.path().join(".git/shallow").is_file(), "the clone is shallow");
+    clone.git(&["config", "user.name", "Bob"]);
+    clone.git(&["config", "user.email", "bob@example.com"]);
+    assert!(clone.keyward(&["hook", "install", "--pre-push"]).status.success());
+    clone.git(&["checkout", "-q", "-b", "topic"]);
+    clone.commit("topic", &[("t.txt", "t\n")]);
+    let out = clone.command("git", &["push", "origin", "topic"]).output().unwrap();
+    assert!(out.status.success(), "a shallow clone's push: {}", text(&out));
+    // With no tracking refs at all the walk reaches the boundary.
+    let tracking = clone.git(&["for-each-ref", "--format=%(refname)", "refs/remotes"]);
+    for name in String::from_utf8_lossy(&tracking.stdout).lines() {
+        clone.git(&["update-ref", "-d", name]);
+    }
+    clone.git(&["checkout", "-q", "-b", "other"]);
+    clone.commit("other", &[("o.txt", "o\n")]);
+    let out = clone.command("git", &["push", "origin", "other"]).output().unwrap();
+    assert!(out.status.success(), "a shallow clone's push: {}", text(&out));
+    clone.commit("shallow leak", &[("s.env", &format!("GITHUB_TOKEN={GHP}\n"))]);
+    let blocked = clone.git_fails(&["push", "origin", "other"]);
+    assert!(text(&blocked).contains("s.env:1:14"), "{}", text(&blocked));
+}
+
+#[test]
+fn hooks_refuse_a_file_too_large_to_scan_unless_allowed() {
+    let repo = Repo::new();
+    repo.commit("init", &[("README.md", "hello\n")]);
+    assert!(repo.keyward(&["hook", "install"]).status.success());
+    let big = std::fs::File::create(repo.path().join("dump.sql")).unwrap();
+    big.set_len((256 << 20) + 1).unwrap();
+    repo.git(&["add", "dump.sql"]);
+    let blocked = repo.git_fails(&["commit", "-q", "-m", "big"]);
+    let message = text(&blocked);
+    assert!(message.contains("commit blocked"), "{message}");
+    assert!(message.contains("dump.sql: 256.0 MiB, over the 256 MiB limit"), "{message}");
+    let direct = repo.keyward(&["scan", "--staged", "--quiet"]);
+    assert_eq!(direct.status.code(), Some(1), "{}", text(&direct));
+    let allowed = repo
+        .command("git", &["commit", "-q", "-m", "big"])
+        .env("KEYWARD_ALLOW_OVERSIZED", "1")
+        .output()
+        .unwrap();
+    assert!(allowed.status.success(), "{}", text(&allowed));
+
+    // The pre-push hook refuses the same commit.
+    let _remote = repo.with_remote_and_pre_push_hook();
+    repo.git(&["reset", "-q", "--soft", "HEAD~1"]);
+    repo.git(&["commit", "-q", "--no-verify", "-m", "big"]);
+    let blocked = repo.git_fails(&["push", "origin", "main:refs/heads/big"]);
+    let message = text(&blocked);
+    assert!(
+        message.contains("push blocked") && message.contains("dump.sql: 256.0 MiB"),
+        "{message}"
+    );
+}
+
+#[test]
+fn crafted_tree_names_are_matched_or_skipped_never_fatal() {
+    let repo = Repo::new();
+    repo.commit("init", &[(".keywardignore", "vendor/\n")]);
+    // Each name its own blob: every unique blob is read once, at one path.
+    let blob = |text: String| repo.write_raw(gix::objs::Kind::Blob, text.as_bytes());
+    let ignore = blob("vendor/\n/abs.txt\n".to_string());
+    let vendor = repo.raw_tree(&[("100644", b"x.env", blob(format!("V={NPM}\n")))]);
+    let root = repo.raw_tree(&[
+        ("100644", b"..", blob(format!("UP={NPM}\n"))),
+        ("100644", b".keywardignore", ignore),
+        ("100644", b"/abs.txt", blob(format!("ABS={GHP}\n"))),
+        ("40000", b"vendor", vendor),
+        ("100644", b"a//b", blob(format!("AB={GHP}\n"))),
+    ]);
+    repo.commit_tree("crafted", root);
+    for args in [
+        &["scan", "--git", "--format", "json"][..],
+        &["scan", "--git", "--branch", "crafted", "--format", "json"][..],
+    ] {
+        let out = repo.keyward(args);
+        let all = text(&out);
+        assert!(!all.contains("panicked"), "{args:?}: {all}");
+        assert!(matches!(out.status.code(), Some(0..=2)), "{args:?}: {all}");
+    }
+    // The work tree's .keywardignore names neither: both names are reported.
+    let out = repo.keyward(&["scan", "--git", "--branch", "crafted", "--format", "json"]);
+    let paths: Vec<String> = json(&out).iter().map(|f| f["path"].as_str().unwrap().to_string()).collect();
+    assert!(
+        paths.contains(&"/abs.txt".to_string()) && paths.contains(&"..".to_string()),
+        "{paths:?}"
+    );
+    assert!(!paths.iter().any(|p| p.starts_with("vendor/")), "{paths:?}");
+    // Listed there, `/abs.txt` is matched as the relative path it stands for.
+    repo.write(".keywardignore", "vendor/\n/abs.txt\na/b\n");
+    let out = repo.keyward(&["scan", "--git", "--branch", "crafted", "--format", "json"]);
+    let paths: Vec<String> = json(&out).iter().map(|f| f["path"].as_str().unwrap().to_string()).collect();
+    assert_eq!(paths, [".."], "{}", text(&out));
 }

@@ -2,9 +2,13 @@
 //! binary on real files in temp directories.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
+
+#[path = "common/stdin.rs"]
+mod stdin;
+use stdin::with_stdin;
 
 const GHP: &str = "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";
 const KW: &str = "kw_sk_live_7KWyWfty6uEvcdZQoaZrknnVmnbSF0d57Iq6S0qvhVh0giP4Y";
@@ -234,24 +238,15 @@ fn allow_marker_ignore_file_and_baseline_suppress_findings() {
 #[test]
 fn stdin_is_scanned_with_a_dash() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .args(["scan", "-", "--format", "json"])
-        .current_dir(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("line\nexport T={NPM}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = keyward_with_stdin(dir.path(), &["scan", "-", "--format", "json"], &format!("line\nexport T={NPM}\n"));
     let found = json(&out);
     assert_eq!((found[0]["path"].as_str(), found[0]["line"].as_u64()), (Some("-"), Some(2)));
+}
+
+fn keyward_with_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    command.args(args).current_dir(dir).env_remove("KEYWARD_PREFIX");
+    with_stdin(command, input)
 }
 
 #[test]
@@ -326,4 +321,162 @@ fn text_report_snapshot() {
     insta::with_settings!({filters => vec![(r"in [0-9.]+s \([0-9]+ MiB/s\)", "in [time]")]}, {
         insta::assert_snapshot!(format!("{}---\n{}", stdout(&out), stderr));
     });
+}
+
+// Hostile files and configs: what a checkout under scan must not be able to do.
+
+fn all_output(o: &Output) -> String {
+    format!("{}{}", stdout(o), stderr(o))
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_said(o: &Output, wanted: &str) {
+    assert!(stderr(o).contains(wanted), "{wanted:?} not on stderr: {}", all_output(o));
+}
+
+#[test]
+fn a_config_in_the_scanned_tree_cannot_read_files_outside_it() {
+    const CANARY: &str = "KW_CI_SECRET_canary_7f3a9";
+    let outside = tree(&[("creds.toml", format!("token = \"{CANARY}\"\n").as_bytes())]);
+    let creds = outside.path().join("creds.toml");
+    let dir = tree(&[("app.env", format!("T={GHP}\n").as_bytes())]);
+    std::os::unix::fs::symlink(&creds, dir.path().join("rules.toml")).unwrap();
+    let attempts = [
+        "[scan]\nrules = [\"/proc/self/environ\"]\n".to_string(),
+        format!("[scan]\nrules = [{:?}]\n", creds.display().to_string()),
+        "[scan]\nrules = [\"rules.toml\"]\n".to_string(),
+        format!(
+            "[scan]\nrules = [\"../{}/creds.toml\"]\n",
+            outside.path().file_name().unwrap().to_str().unwrap()
+        ),
+    ];
+    for config in &attempts {
+        std::fs::write(dir.path().join("keyward.toml"), config).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(["scan", "."])
+            .current_dir(dir.path())
+            .env("KW_CI_SECRET", CANARY)
+            .output()
+            .unwrap();
+        let all = all_output(&out);
+        assert!(!all.contains(CANARY), "{config}: the scan printed what it must not read: {all}");
+        assert_eq!(out.status.code(), Some(2), "{config}: {all}");
+        assert!(all.contains("may only name rule files inside it"), "{config}: {all}");
+    }
+    // Told to ignore local config, the scan runs as if it were not there.
+    for (args, env) in [(&["scan", ".", "--no-config"][..], None), (&["scan", "."][..], Some("1"))] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+        command.args(args).current_dir(dir.path());
+        if let Some(value) = env {
+            command.env("KEYWARD_NO_CONFIG", value);
+        }
+        let out = command.output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?} {env:?}: {}", all_output(&out));
+    }
+    // A file the user names is trusted, but its parse errors quote nothing.
+    let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["scan", ".", "--no-config", "--rules"])
+        .arg(&creds)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let all = all_output(&out);
+    assert!(!all.contains(CANARY) && all.contains("invalid TOML at byte"), "{all}");
+    let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["scan", ".", "--no-config", "--rules", "/proc/self/environ"])
+        .current_dir(dir.path())
+        .env("KW_CI_SECRET", CANARY)
+        .output()
+        .unwrap();
+    assert!(!all_output(&out).contains(CANARY), "{}", all_output(&out));
+    std::fs::write(dir.path().join("keyward.toml"), format!("prefix = \"{CANARY}\"\nbogus = 1\n")).unwrap();
+    let out = keyward(dir.path(), &["scan", "."]);
+    let all = all_output(&out);
+    assert!(
+        !all.contains(CANARY) && all.contains("keyward.toml: invalid TOML at line 2, column 1"),
+        "{all}"
+    );
+}
+
+#[test]
+fn fifos_and_devices_named_on_the_command_line_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = keyward_with_stdin(dir.path(), &["scan", "/dev/stdin", "--format", "json"], &format!("T={GHP}\n"));
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert_eq!(json(&out)[0]["path"], "/dev/stdin");
+    let script = format!("{:?} scan <(printf 'K={NPM}\\n')", env!("CARGO_BIN_EXE_keyward"));
+    let out = Command::new("bash").args(["-c", &script]).current_dir(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert!(stdout(&out).contains("/dev/fd/"), "{}", all_output(&out));
+    // A stream is read up to the size limit, and says so.
+    let out = keyward(dir.path(), &["scan", "/dev/zero", "--binary", "--max-file-size", "1M", "--quiet"]);
+    assert_said(&out, "/dev/zero: longer than the 1 MiB limit");
+}
+
+#[test]
+fn a_file_over_the_size_limit_is_skipped_and_said_so_even_quietly() {
+    let dir = tree(&[("small.env", format!("T={NPM}\n").as_bytes())]);
+    // Text first, then a hole: a sparse file that claims 12 GiB.
+    let mut sparse = std::fs::File::create(dir.path().join("sparse.log")).unwrap();
+    use std::io::Write;
+    sparse.write_all(&b"log line\n".repeat(2000)).unwrap();
+    sparse.set_len(12 << 30).unwrap();
+    let started = std::time::Instant::now();
+    let out = keyward(dir.path(), &["scan", ".", "--quiet", "--format", "json"]);
+    let said = stderr(&out);
+    assert_eq!(json(&out).len(), 1, "{said}");
+    assert!(said.contains("sparse.log: 12.0 GiB, over the 256 MiB limit"), "{said}");
+    assert!(said.contains("1 oversized skipped"), "{said}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "the sparse file was read");
+    std::fs::write(dir.path().join("keyward.toml"), "[scan]\nmax_file_size = \"16K\"\n").unwrap();
+    std::fs::write(dir.path().join("mid.txt"), vec![b'x'; 20 << 10]).unwrap();
+    let out = keyward(dir.path(), &["scan", ".", "--quiet"]);
+    assert_said(&out, "mid.txt: 20.0 KiB, over the 16 KiB limit");
+}
+
+#[test]
+fn utf16_text_is_decoded_and_reported_at_its_original_offsets() {
+    let text = format!("# deploy\r\n$env:GITHUB_TOKEN = \"{GHP}\"\r\n");
+    let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    let files: Vec<(&str, Vec<u8>, u64)> = vec![
+        ("le-bom.ps1", [&[0xFF, 0xFE][..], &le].concat(), 2),
+        ("le.ps1", le.clone(), 0),
+        ("be-bom.ps1", [&[0xFE, 0xFF][..], &be].concat(), 2),
+        ("be.ps1", be, 0),
+    ];
+    let column = text.lines().nth(1).unwrap().find("ghp_").unwrap() as u64 + 1;
+    let chars_before = text.find("ghp_").unwrap() as u64;
+    let listed: Vec<(&str, &[u8])> = files.iter().map(|(n, b, _)| (*n, b.as_slice())).collect();
+    let dir = tree(&listed);
+    for flags in [&[][..], &["--binary"][..]] {
+        let mut args = vec!["scan", ".", "--format", "json"];
+        args.extend_from_slice(flags);
+        let found = json(&keyward(dir.path(), &args));
+        assert_eq!(found.len(), files.len(), "{flags:?}: {found:?}");
+        for (name, _, bom) in &files {
+            let f = found
+                .iter()
+                .find(|f| f["path"] == *name)
+                .unwrap_or_else(|| panic!("{name} not found"));
+            assert_eq!((f["line"].as_u64(), f["column"].as_u64()), (Some(2), Some(column)), "{name}");
+            assert_eq!(f["start"].as_u64(), Some(bom + 2 * chars_before), "{name}");
+            assert_eq!(f["end"].as_u64(), Some(bom + 2 * (chars_before + GHP.len() as u64)), "{name}");
+            assert_eq!(f["redacted"], "ghp_…ikMb", "{name}");
+        }
+    }
+}
+
+#[test]
+fn matched_contexts_are_escaped_in_text_output() {
+    let dir = tree(&[("a.env", b"A=ghp_<\x1b]52;c;cm0gLXJmIH4K\x07>\nB=ghp_<\x1b[2J\x1b[H>\n")]);
+    let out = keyward(dir.path(), &["scan", ".", "--all-candidates"]);
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 2, "{text:?}");
+    assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+    assert!(text.contains(r"\e"), "{text:?}");
 }

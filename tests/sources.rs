@@ -521,3 +521,132 @@ async fn a_github_app_reads_pushes_with_an_installation_token() {
         read.1
     );
 }
+
+/// Watches `dir` for the test's lifetime.
+fn watch(e: &Env, dir: &std::path::Path) -> keyward::sources::watch::Watch {
+    keyward::sources::watch::start(
+        &[dir.to_path_buf()],
+        engine(),
+        e.s.responder.clone(),
+        tokio::runtime::Handle::current(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_folder_never_follows_a_symlink_out() {
+    let e = env(common::Backend::Sqlite).await.unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let secret_file = outside.path().join("credentials.env");
+    std::fs::write(&secret_file, format!("KEY={}\n", e.secret)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let _watch = watch(&e, dir.path());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A link to the file, a chain of links, a linked directory with a file
+    // saved through it, and a link swapped in for a watched file.
+    std::os::unix::fs::symlink(&secret_file, dir.path().join("direct.env")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("direct.env"), dir.path().join("chain.env")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("linked-dir")).unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::os::unix::fs::symlink(&secret_file, dir.path().join("sub/deep.env")).unwrap();
+    std::fs::write(dir.path().join("swap.env"), "nothing\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    std::fs::remove_file(dir.path().join("swap.env")).unwrap();
+    std::os::unix::fs::symlink(&secret_file, dir.path().join("swap.env")).unwrap();
+    std::fs::write(outside.path().join("credentials.env"), format!("KEY={}\n# touched\n", e.secret)).unwrap();
+
+    // A real file with another key shows the watcher did see the folder.
+    let (_, second) = e.s.create_key(json!({"name": "second_key", "scopes": ["analytics:read"]})).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    std::fs::write(dir.path().join("real.env"), format!("K={second}\n")).unwrap();
+    let started = Instant::now();
+    while e.s.code(&second, None, None).await != "REVOKED" {
+        assert!(started.elapsed() < Duration::from_secs(10), "the real file was never scanned");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(e.code().await, "VALID", "a key outside the watched folder was revoked");
+    let incidents = e.incidents().await;
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    assert!(incidents[0]["found"]["path"].as_str().unwrap().ends_with("/real.env"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_sparse_file_in_a_watched_folder_does_not_delay_a_leak() {
+    let e = env(common::Backend::Sqlite).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let _watch = watch(&e, dir.path());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Text first, so it is not skipped as binary, then a 12 GiB hole.
+    let mut sparse = std::fs::File::create(dir.path().join("huge.log")).unwrap();
+    use std::io::Write;
+    sparse.write_all(&b"a log line\n".repeat(1000)).unwrap();
+    sparse.set_len(12 << 30).unwrap();
+    drop(sparse);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let saved = Instant::now();
+    std::fs::write(dir.path().join("leak.env"), format!("API_KEY={}\n", e.secret)).unwrap();
+    e.wait_for_code("REVOKED").await;
+    assert!(saved.elapsed() < Duration::from_secs(3), "detected after {:?}", saved.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_repository_is_exactly_the_one_configured() {
+    use keyward::sources::schedule::{ScheduledRepo, Scheduler};
+    let e = env(common::Backend::Sqlite).await.unwrap();
+    let outer = tempfile::tempdir().unwrap();
+    let git = |dir: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "CI")
+            .env("GIT_AUTHOR_EMAIL", "ci@example.com")
+            .env("GIT_COMMITTER_NAME", "CI")
+            .env("GIT_COMMITTER_EMAIL", "ci@example.com")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    // The enclosing repository holds a key; the configured one lost its .git.
+    git(outer.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(outer.path().join("app.env"), format!("KEY={}\n", e.secret)).unwrap();
+    let inner = outer.path().join("services/billing");
+    std::fs::create_dir_all(&inner).unwrap();
+    git(&inner, &["init", "-q", "-b", "main"]);
+    std::fs::write(inner.join("README"), "billing\n").unwrap();
+    git(&inner, &["add", "."]);
+    git(&inner, &["commit", "-qm", "billing"]);
+    std::fs::remove_dir_all(inner.join(".git")).unwrap();
+    git(outer.path(), &["add", "."]);
+    git(outer.path(), &["commit", "-qm", "everything"]);
+
+    let mirrors = tempfile::tempdir().unwrap();
+    let scheduled = ScheduledRepo {
+        repo: inner.display().to_string(),
+        every: Duration::from_secs(3600),
+    };
+    // A URL that would be an option if git read it as one.
+    let option_like = ScheduledRepo {
+        repo: "--upload-pack=touch /tmp/keyward-pwned://host/repo".into(),
+        every: Duration::from_secs(3600),
+    };
+    let scheduler = Scheduler::new(
+        vec![scheduled.clone(), option_like.clone()],
+        engine(),
+        e.s.responder.clone(),
+        mirrors.path().to_path_buf(),
+    );
+    let failed = scheduler.scan_once(&scheduled).await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(failed.unwrap_err().to_string().contains("not a git repository"));
+    assert_eq!(e.code().await, "VALID", "the enclosing repository was scanned");
+    let statuses = e.s.service.store().source_statuses().await.unwrap();
+    let status = statuses.iter().find(|s| s.name == scheduled.source_name()).unwrap();
+    assert_eq!((status.events, status.errors, status.last_ok_at), (1, 1, None), "{status:?}");
+
+    let refused = scheduler.scan_once(&option_like).await.unwrap_err().to_string();
+    // git read it as a repository (exit 128), not as an option (129).
+    assert!(refused.contains("exit 128"), "{refused}");
+}

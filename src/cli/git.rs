@@ -10,10 +10,10 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::Reported;
-use super::scan::{ScanArgs, Scanned};
+use super::scan::{oversized_line, ScanArgs, Scanned};
 use keyward::engine::Engine;
 use keyward::sources::files::IGNORE_FILE;
-use keyward::sources::git::{self as source, GitOptions, GitScan, Progress, PushedRef};
+use keyward::sources::git::{self as source, GitOptions, GitScan, Progress, PushedRef, MAX_BLOB_BYTES, MAX_TREE_DEPTH};
 
 pub enum Mode {
     History,
@@ -62,12 +62,12 @@ pub fn scan(engine: &Engine, args: &ScanArgs, mode: &Mode) -> Result<Scanned> {
 }
 
 fn scanned(scan: GitScan, mode: &Mode, root: PathBuf) -> Scanned {
-    let (ignored, _) = ignore::gitignore::Gitignore::new(root.join(IGNORE_FILE));
+    let ignored = ignore_file(&root);
     let stats = scan.stats;
     let reported = scan
         .findings
         .into_iter()
-        .filter(|f| !ignored.matched_path_or_any_parents(&f.path, false).is_ignore())
+        .filter(|f| !is_ignored(&ignored, &f.path))
         .map(|f| Reported {
             path: f.path,
             finding: f.finding,
@@ -78,14 +78,47 @@ fn scanned(scan: GitScan, mode: &Mode, root: PathBuf) -> Scanned {
         Mode::Staged => format!("{} staged files", stats.blobs),
         Mode::History | Mode::PrePush => format!("{} commits, {} blobs", stats.commits, stats.blobs),
     };
+    let oversized = stats
+        .oversized
+        .iter()
+        .map(|(path, size)| oversized_line(path, *size, MAX_BLOB_BYTES));
+    let deep = stats
+        .deep_trees
+        .iter()
+        .map(|path| format!("{path}: a tree more than {MAX_TREE_DEPTH} levels deep, not entered"));
     Scanned {
         reported,
         errors: stats.errors,
         counted,
         bytes: stats.bytes,
-        skipped: format!("{} binary and {} oversized skipped", stats.skipped_binary, stats.skipped_large),
+        skipped: match stats.deep_trees.len() {
+            0 => format!("{} binary and {} oversized skipped", stats.skipped_binary, stats.skipped_large),
+            n => format!(
+                "{} binary, {} oversized and {n} too-deep trees skipped",
+                stats.skipped_binary, stats.skipped_large
+            ),
+        },
+        unscanned: oversized.chain(deep).collect(),
+        oversized: stats.oversized.len(),
         roots: vec![root],
     }
+}
+
+/// The repository's `.keywardignore`, matched against paths relative to
+/// its root (the root itself is never needed, so none is stripped).
+fn ignore_file(root: &Path) -> ignore::gitignore::Gitignore {
+    let mut builder = ignore::gitignore::GitignoreBuilder::new(".");
+    // A missing or unreadable ignore file ignores nothing.
+    let _ = builder.add(root.join(IGNORE_FILE));
+    builder.build().unwrap_or_else(|_| ignore::gitignore::Gitignore::empty())
+}
+
+/// Whether a path from a tree is ignored. Tree entries are crafted at
+/// will (`/abs.txt`, `a//b`, `./x`): empty and `.` components are dropped,
+/// so the path is relative, and `..` is matched as the name it is.
+fn is_ignored(ignored: &ignore::gitignore::Gitignore, path: &str) -> bool {
+    let relative: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    !relative.is_empty() && ignored.matched_path_or_any_parents(relative.join("/"), false).is_ignore()
 }
 
 /// Reads git's pre-push input from stdin. Under the pre-commit framework,
@@ -147,6 +180,28 @@ fn progress_line(progress: &Progress, elapsed: Duration) -> String {
         mib,
         mib / secs
     )
+}
+
+/// A hook stops a commit or push that holds a file too large to scan;
+/// returns whether it did.
+pub fn refuse_oversized(mode: &Mode, oversized: usize) -> bool {
+    let action = match mode {
+        Mode::History => return false,
+        Mode::Staged => "commit",
+        Mode::PrePush => "push",
+    };
+    if oversized == 0 {
+        return false;
+    }
+    let noun = if oversized == 1 { "file is" } else { "files are" };
+    eprintln!();
+    eprintln!(
+        "keyward: {action} blocked: {oversized} {noun} over the {} MiB limit and could not be scanned (listed above).",
+        MAX_BLOB_BYTES >> 20
+    );
+    eprintln!("  Remove it from the change, or let it through unscanned once:");
+    eprintln!("    KEYWARD_ALLOW_OVERSIZED=1 git {action} ...   (or keyward scan --allow-oversized)");
+    true
 }
 
 /// After a hook's report: why the commit or push stopped, and the ways on.

@@ -71,9 +71,14 @@ pub struct RuleArgs {
     /// Extra rule files, or directories of `*.toml` rule files (repeatable).
     #[arg(long = "rules", value_name = "PATH")]
     pub rule_paths: Vec<PathBuf>,
-    /// Configuration file (default: ./keyward.toml when present).
+    /// Configuration file (default: ./keyward.toml when present, whose
+    /// rule files must then lie inside the working directory).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Ignore ./keyward.toml: for scans of checkouts you do not trust
+    /// (a pull request in CI). A file given with --config is still read.
+    #[arg(long, env = "KEYWARD_NO_CONFIG", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_config: bool,
 }
 
 pub const EXIT_CLEAN: u8 = 0;
@@ -96,7 +101,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("keyward: error: {err:#}");
+            eprintln!("keyward: error: {}", output::terminal_safe(&format!("{err:#}")));
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -108,6 +113,7 @@ impl From<RuleArgs> for keyward::config::RuleSources {
             prefixes: args.prefixes,
             rule_paths: args.rule_paths,
             config: args.config,
+            no_config: args.no_config,
         }
     }
 }

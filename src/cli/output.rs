@@ -1,8 +1,13 @@
 //! Report formats: human text, JSON, JSON Lines and SARIF 2.1.0.
 //!
 //! Every format shows the redacted form; the plaintext appears only when
-//! the user asked for it with `--show-secrets`.
+//! the user asked for it with `--show-secrets`. Text written to a terminal
+//! passes through [`terminal_safe`]: a path, an author or a matched context
+//! comes from the scanned input, and must not move the cursor, set the
+//! clipboard or forge a line.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::Write;
 
 use serde_json::{json, Value};
@@ -56,17 +61,19 @@ pub fn write(format: Format, out: &mut impl Write, found: &[Reported], engine: &
 
 fn text(out: &mut impl Write, found: &[Reported], engine: &Engine, secrets: bool, color: bool) -> std::io::Result<()> {
     let paint = |code: &str, s: &str| {
+        let s = terminal_safe(s);
         if color {
             format!("\x1b[{code}m{s}\x1b[0m")
         } else {
-            s.to_string()
+            s.into_owned()
         }
     };
     for r in found {
         let f = &r.finding;
         let rule = engine.rule(f.rule);
         if let Some(origin) = &r.origin {
-            write!(out, "{}:", paint("36", &origin.commit[..origin.commit.len().min(10)]))?;
+            let short: String = origin.commit.chars().take(10).collect();
+            write!(out, "{}:", paint("36", &short))?;
         }
         write!(
             out,
@@ -85,15 +92,55 @@ fn text(out: &mut impl Write, found: &[Reported], engine: &Engine, secrets: bool
             }
         )?;
         if secrets {
-            write!(out, " {}", f.secret.expose())?;
+            write!(out, " {}", terminal_safe(f.secret.expose()))?;
         }
         write!(out, " id={}", f.finding_id)?;
         if let Some(origin) = &r.origin {
-            write!(out, " by {} <{}> on {}", origin.author, origin.email, date(origin))?;
+            write!(
+                out,
+                " by {} <{}> on {}",
+                terminal_safe(&origin.author),
+                terminal_safe(&origin.email),
+                date(origin)
+            )?;
         }
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// `text` with every control character (C0, DEL, C1) and bidirectional
+/// override shown as an escape: ESC as `\e`, newline as `\n`, others as
+/// `\xNN` or `\u{NNNN}`. When anything is escaped, backslashes are doubled
+/// too, so the escapes cannot be told apart from the name's own text.
+pub fn terminal_safe(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut safe = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\\' => safe.push_str("\\\\"),
+            '\x1b' => safe.push_str("\\e"),
+            '\n' => safe.push_str("\\n"),
+            '\r' => safe.push_str("\\r"),
+            '\t' => safe.push_str("\\t"),
+            c if needs_escape(c) && (c as u32) < 0x100 => {
+                let _ = write!(safe, "\\x{:02x}", c as u32);
+            }
+            c if needs_escape(c) => {
+                let _ = write!(safe, "\\u{{{:04x}}}", c as u32);
+            }
+            c => safe.push(c),
+        }
+    }
+    Cow::Owned(safe)
+}
+
+/// Control characters, and the invisible marks that reorder a line
+/// (Trojan Source): LRM/RLM, ALM, the embeddings, overrides and isolates.
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 fn finding_json(r: &Reported, engine: &Engine, secrets: bool) -> Value {
@@ -235,4 +282,30 @@ fn sarif_uri(path: &str) -> String {
         }
     }
     uri
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_safe;
+
+    macro_rules! t {
+        ($name:ident, $input:expr, $expected:expr) => {
+            #[test]
+            fn $name() {
+                assert_eq!(terminal_safe($input), $expected);
+            }
+        };
+    }
+
+    t!(plain_text_is_untouched, "src/app.py", "src/app.py");
+    t!(a_lone_backslash_is_untouched, r"C:\dir\file", r"C:\dir\file");
+    t!(escape_is_shown_as_e, "a\x1b[2Jb", r"a\e[2Jb");
+    t!(osc_52_clipboard_write, "\x1b]52;c;cm0gLXJmIH4=\x07", r"\e]52;c;cm0gLXJmIH4=\x07");
+    t!(newline_cannot_forge_a_line, "x\nfake.txt:1:1: ok", r"x\nfake.txt:1:1: ok");
+    t!(carriage_return_and_tab, "a\rb\tc", r"a\rb\tc");
+    t!(backslashes_doubled_once_escaping, "a\\b\x07", r"a\\b\x07");
+    t!(nul_and_del, "\0\x7f", r"\x00\x7f");
+    t!(c1_csi, "\u{9b}31m", r"\x9b31m");
+    t!(bidi_override, "evil\u{202e}txt.exe", r"evil\u{202e}txt.exe");
+    t!(unicode_letters_stay, "Zoë 日本", "Zoë 日本");
 }

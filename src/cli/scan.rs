@@ -7,9 +7,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use super::git;
-use super::output::{self, Format, Reported};
+use super::output::{self, terminal_safe, Format, Reported};
 use super::{RuleArgs, EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS};
-use keyward::config::load_rules;
+use keyward::config::{load_scan, parse_size};
 use keyward::engine::{Allowlist, Engine, EngineOptions, Stream};
 use keyward::sources::files::{self, WalkOptions, WalkStats, IGNORE_FILE};
 
@@ -56,7 +56,16 @@ pub struct ScanArgs {
     /// Scanning threads (default: one per core).
     #[arg(long, short = 'j')]
     pub threads: Option<usize>,
-    /// No summary line on stderr.
+    /// Skip and report files larger than this (bytes, or 512K, 64M, 1G...;
+    /// default 256M, or `[scan] max_file_size`). Git blobs: 256M.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_file_size: Option<u64>,
+    /// With --staged or --pre-push: let a file over the size limit through
+    /// unscanned, instead of stopping the commit or push.
+    #[arg(long, env = "KEYWARD_ALLOW_OVERSIZED", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_oversized: bool,
+    /// No summary line on stderr, unless something that could hold a
+    /// secret went unscanned.
     #[arg(long, short = 'q')]
     pub quiet: bool,
     #[command(flatten)]
@@ -65,18 +74,19 @@ pub struct ScanArgs {
 
 pub fn run(args: ScanArgs) -> Result<u8> {
     let started = Instant::now();
-    let rules = load_rules(&args.rules.clone().into())?;
+    let settings = load_scan(&args.rules.clone().into())?;
     let engine = Engine::new(
-        rules,
+        settings.rules,
         EngineOptions {
             all_candidates: args.all_candidates,
         },
     )
     .context("building the scanner")?;
+    let max_file_bytes = args.max_file_size.unwrap_or(settings.max_file_bytes);
     let mode = git::Mode::of(&args);
     let mut scanned = match &mode {
         Some(mode) => git::scan(&engine, &args, mode)?,
-        None => scan_files(&engine, &args)?,
+        None => scan_files(&engine, &args, max_file_bytes)?,
     };
     let allowlist = allowlist(&args, &scanned.roots)?;
     let before = scanned.reported.len();
@@ -90,15 +100,22 @@ pub fn run(args: ScanArgs) -> Result<u8> {
     out.flush()?;
 
     for err in &scanned.errors {
-        eprintln!("keyward: {err}");
+        eprintln!("keyward: {}", terminal_safe(err));
     }
-    if !args.quiet {
+    for skipped in &scanned.unscanned {
+        eprintln!("keyward: not scanned: {}", terminal_safe(skipped));
+    }
+    if !args.quiet || !scanned.unscanned.is_empty() {
         summary(&scanned, suppressed, started);
     }
-    if let Some(mode) = &mode {
-        git::explain_block(mode, &scanned.reported);
-    }
-    Ok(if !scanned.reported.is_empty() {
+    let refused = match &mode {
+        Some(mode) => {
+            git::explain_block(mode, &scanned.reported);
+            !args.allow_oversized && git::refuse_oversized(mode, scanned.oversized)
+        }
+        None => false,
+    };
+    Ok(if !scanned.reported.is_empty() || refused {
         EXIT_FINDINGS
     } else if !scanned.errors.is_empty() {
         EXIT_ERROR
@@ -116,15 +133,21 @@ pub struct Scanned {
     pub bytes: u64,
     /// What was passed over, for the summary: "3 binary skipped".
     pub skipped: String,
+    /// What went unscanned and could hold a secret, one line each: shown
+    /// on stderr even with --quiet.
+    pub unscanned: Vec<String>,
+    /// How many files or blobs were over the size limit.
+    pub oversized: usize,
     /// Directories whose `.keywardignore` applies.
     pub roots: Vec<PathBuf>,
 }
 
-fn scan_files(engine: &Engine, args: &ScanArgs) -> Result<Scanned> {
+fn scan_files(engine: &Engine, args: &ScanArgs, max_file_bytes: u64) -> Result<Scanned> {
     let paths = args.paths();
     let walk = WalkOptions {
         binary: args.binary,
         threads: args.threads.unwrap_or_else(|| WalkOptions::default().threads),
+        max_file_bytes,
     };
     let (on_disk, stdin): (Vec<PathBuf>, Vec<PathBuf>) = paths.iter().cloned().partition(|p| p.as_os_str() != "-");
     let (found, mut stats) = files::scan_paths(engine, &on_disk, &walk);
@@ -151,7 +174,16 @@ fn scan_files(engine: &Engine, args: &ScanArgs) -> Result<Scanned> {
             .collect(),
         counted: format!("{} files", stats.files),
         bytes: stats.bytes,
-        skipped: format!("{} binary skipped", stats.skipped_binary),
+        skipped: match stats.oversized.len() {
+            0 => format!("{} binary skipped", stats.skipped_binary),
+            n => format!("{} binary and {n} oversized skipped", stats.skipped_binary),
+        },
+        unscanned: stats
+            .oversized
+            .iter()
+            .map(|(path, size)| oversized_line(&display_path(path), *size, max_file_bytes))
+            .collect(),
+        oversized: stats.oversized.len(),
         roots: scan_roots(&on_disk),
     })
 }
@@ -210,6 +242,34 @@ fn allowlist(args: &ScanArgs, roots: &[PathBuf]) -> Result<Allowlist> {
         }
     }
     Ok(allowlist)
+}
+
+/// Why a file was not scanned, with its size (0: a stream of unknown size,
+/// read up to the limit).
+pub fn oversized_line(path: &str, size: u64, limit: u64) -> String {
+    if size == 0 {
+        format!("{path}: longer than the {} limit; only its start was scanned", limit_text(limit))
+    } else {
+        format!("{path}: {}, over the {} limit", size_text(size), limit_text(limit))
+    }
+}
+
+const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+
+/// `12.0 GiB`, `256.0 MiB`, `20.0 KiB`, `512 bytes`.
+fn size_text(bytes: u64) -> String {
+    match UNITS.iter().find(|(unit, _)| bytes >= *unit) {
+        Some((unit, name)) => format!("{:.1} {name}", bytes as f64 / *unit as f64),
+        None => format!("{bytes} bytes"),
+    }
+}
+
+/// A limit as it was likely written: `256 MiB`, `16 KiB`, or bytes.
+fn limit_text(bytes: u64) -> String {
+    match UNITS.iter().find(|(unit, _)| bytes >= *unit && bytes % unit == 0) {
+        Some((unit, name)) => format!("{} {name}", bytes / unit),
+        None => format!("{bytes} bytes"),
+    }
 }
 
 /// Paths as the user would type them: no leading `./`.

@@ -228,10 +228,15 @@ impl Sources {
 /// paths and scheduled scans run when configured.
 fn start_sources(opened: &Opened, responder: &Arc<LeakResponder>, webhooks: &Webhooks) -> Result<Sources> {
     let settings = &opened.settings;
+    // The operator's own configuration: trusted, found or given.
+    let config = opened.config_path.clone().or_else(|| {
+        let found = PathBuf::from(keyward::config::DEFAULT_CONFIG_FILE);
+        found.is_file().then_some(found)
+    });
     let rules = load_rules(&RuleSources {
         prefixes: vec![settings.prefix.clone()],
-        rule_paths: Vec::new(),
-        config: opened.config_path.clone(),
+        config,
+        ..RuleSources::default()
     })?;
     let engine = Arc::new(Engine::new(rules, EngineOptions::default()).context("building the scanner")?);
     let github = GitHubApi::new(&settings.github.api_url, settings.github.token.as_deref())?;
@@ -275,8 +280,13 @@ fn start_sources(opened: &Opened, responder: &Arc<LeakResponder>, webhooks: &Web
         None
     } else {
         tracing::info!(paths = ?settings.watch_paths, "watching paths");
-        Some(watch::start(
+        let options = watch::WatchOptions {
+            max_file_bytes: settings.watch_max_file_bytes,
+            ..watch::WatchOptions::default()
+        };
+        Some(watch::start_with(
             &settings.watch_paths,
+            options,
             engine,
             responder.clone(),
             tokio::runtime::Handle::current(),

@@ -36,18 +36,38 @@ pub const DEFAULT_DEPLOYMENT_PREFIX: &str = "kw";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuleError {
-    #[error("{file}: invalid TOML: {source}")]
-    Toml {
-        file: String,
-        #[source]
-        source: toml::de::Error,
-    },
+    /// Where and what, never the file's text (so not toml's own error).
+    #[error("{file}: invalid TOML{message}")]
+    Toml { file: String, message: String },
     #[error("rule {id}: {problem}")]
     Invalid { id: String, problem: String },
     #[error("rule id {0} is defined twice")]
     Duplicate(String),
     #[error("deployment prefix {0:?} must be 2 to 16 characters of [a-z0-9]")]
     BadDeploymentPrefix(String),
+}
+
+fn toml_error_without_content(err: &toml::de::Error) -> String {
+    match err.span() {
+        Some(span) => format!(" at byte {}: {}", span.start, toml_message_without_content(err)),
+        None => format!(": {}", toml_message_without_content(err)),
+    }
+}
+
+/// What a TOML error is, with nothing of the file's text: toml's own
+/// message quotes the offending line, and the file may not be what it
+/// claims to be (`rules = ["/proc/self/environ"]`). The message is cut where
+/// it starts quoting a key or a value.
+pub fn toml_message_without_content(err: &toml::de::Error) -> String {
+    let message = err.message();
+    let cut = message.find(['"', '`', '\'']).unwrap_or(message.len());
+    let kept: String = message[..cut].chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let kept = kept.trim_end();
+    match (cut < message.len(), kept.is_empty()) {
+        (false, _) => kept.to_string(),
+        (true, true) => "…".to_string(),
+        (true, false) => format!("{kept} …"),
+    }
 }
 
 /// How a token's checksum is computed, if it has one.
@@ -294,7 +314,7 @@ impl RuleSet {
     pub fn add_toml(&mut self, file: &str, text: &str) -> Result<(), RuleError> {
         let parsed: RuleFile = toml::from_str(text).map_err(|source| RuleError::Toml {
             file: file.to_string(),
-            source,
+            message: toml_error_without_content(&source),
         })?;
         for spec in parsed.rule {
             let rule = Rule::from_spec(spec)?;

@@ -6,6 +6,10 @@
 //! close to the end of a chunk to be judged is left for the next round,
 //! where it is seen whole. Line numbers are kept by counting the newlines
 //! of every dropped stretch.
+//!
+//! Lines, columns and the `keyward:allow` marker are tracked incrementally
+//! as candidates advance through a chunk: a line holding thousands of
+//! candidates is read a constant number of times, not once per candidate.
 
 use memchr::{memchr, memmem, memrchr};
 
@@ -24,7 +28,9 @@ pub struct Stream<'e> {
     /// Absolute offset of `buf[0]` in the input.
     base: u64,
     newlines_before_base: u64,
-    last_newline_before_base: Option<u64>,
+    /// Characters between the last dropped newline (or the start of the
+    /// input) and `base`: the column a line that began before `base` is at.
+    chars_before_base: u64,
     /// Candidates starting before this absolute offset were already judged.
     judged_upto: u64,
 }
@@ -41,7 +47,7 @@ impl<'e> Stream<'e> {
             filled: 0,
             base: 0,
             newlines_before_base: 0,
-            last_newline_before_base: None,
+            chars_before_base: 0,
             judged_upto: 0,
         }
     }
@@ -54,6 +60,12 @@ impl<'e> Stream<'e> {
     /// Bytes received so far, including those already dropped.
     pub fn position(&self) -> u64 {
         self.base + self.filled as u64
+    }
+
+    /// Offsets before this are judged: every finding still to come starts
+    /// at or after it.
+    pub fn settled(&self) -> u64 {
+        self.judged_upto
     }
 
     /// Records that `n` bytes were written into [`Stream::spare`]; scans
@@ -78,7 +90,7 @@ impl<'e> Stream<'e> {
         self.filled = 0;
         self.base = 0;
         self.newlines_before_base = 0;
-        self.last_newline_before_base = None;
+        self.chars_before_base = 0;
         self.judged_upto = 0;
     }
 
@@ -89,42 +101,27 @@ impl<'e> Stream<'e> {
         } else {
             hay.len().saturating_sub(self.engine.max_span() + 1)
         };
-        let mut lines = LineCursor {
-            pos: 0,
-            newlines: self.newlines_before_base,
-        };
+        let mut lines = LineCursor::new(self.newlines_before_base, self.chars_before_base);
+        let mut marker = MarkerCache::default();
         for c in self.engine.candidates(hay) {
             let abs = self.base + c.start as u64;
             if abs < self.judged_upto || c.start >= safe_end {
                 continue;
             }
-            let line = lines.line_at(hay, c.start);
-            let column = self.column_at(hay, c.start);
-            let allowed = line_has_marker(hay, c.start, c.end);
+            let (line, column) = lines.advance(hay, c.start);
+            let allowed = marker.line_has_marker(hay, lines.line_start, c.end);
             out.push(c.into_finding(self.engine, self.base, line, column, allowed));
         }
         self.judged_upto = self.base + safe_end as u64;
-    }
-
-    fn column_at(&self, hay: &[u8], pos: usize) -> u64 {
-        match memrchr(b'\n', &hay[..pos]) {
-            Some(nl) => chars(&hay[nl + 1..pos]) + 1,
-            None => {
-                let before = match self.last_newline_before_base {
-                    Some(nl) => self.base - nl - 1,
-                    None => self.base,
-                };
-                before + chars(&hay[..pos]) + 1
-            }
-        }
     }
 
     fn compact(&mut self) {
         let keep_from = self.filled - overlap(self.engine);
         let dropped = &self.buf[..keep_from];
         self.newlines_before_base += count_newlines(dropped);
-        if let Some(nl) = memrchr(b'\n', dropped) {
-            self.last_newline_before_base = Some(self.base + nl as u64);
+        match memrchr(b'\n', dropped) {
+            Some(nl) => self.chars_before_base = chars(&dropped[nl + 1..]),
+            None => self.chars_before_base += chars(dropped),
         }
         self.buf.copy_within(keep_from..self.filled, 0);
         self.filled -= keep_from;
@@ -138,24 +135,85 @@ fn overlap(engine: &Engine) -> usize {
     engine.max_span() + 8
 }
 
+/// Line and column of positions that only move forward through one chunk.
 struct LineCursor {
     pos: usize,
     newlines: u64,
+    /// Where the current line starts in the chunk (0 when it began earlier).
+    line_start: usize,
+    /// Characters from the start of the line to `pos`.
+    chars: u64,
 }
 
 impl LineCursor {
-    /// 1-based line of `pos`; positions must not go backwards.
-    fn line_at(&mut self, hay: &[u8], pos: usize) -> u64 {
+    fn new(newlines: u64, chars_before: u64) -> LineCursor {
+        LineCursor {
+            pos: 0,
+            newlines,
+            line_start: 0,
+            chars: chars_before,
+        }
+    }
+
+    /// 1-based line and column of `pos`, reading only the bytes since the
+    /// previous position.
+    fn advance(&mut self, hay: &[u8], pos: usize) -> (u64, u64) {
         if pos > self.pos {
-            self.newlines += count_newlines(&hay[self.pos..pos]);
+            let stretch = &hay[self.pos..pos];
+            match memrchr(b'\n', stretch) {
+                Some(nl) => {
+                    self.newlines += count_newlines(stretch);
+                    self.line_start = self.pos + nl + 1;
+                    self.chars = chars(&hay[self.line_start..pos]);
+                }
+                None => self.chars += chars(stretch),
+            }
             self.pos = pos;
         }
-        self.newlines + 1
+        (self.newlines + 1, self.chars + 1)
+    }
+}
+
+/// Whether the stretch of lines from a candidate's line start to the end
+/// of the line holding its end carries the allow marker, remembered for the
+/// candidates that follow on the same line.
+#[derive(Default)]
+struct MarkerCache {
+    line: Option<MarkedLine>,
+}
+
+struct MarkedLine {
+    start: usize,
+    /// The end of the latest candidate on it, and of the line itself.
+    last_end: usize,
+    end: usize,
+    has_marker: bool,
+}
+
+impl MarkerCache {
+    fn line_has_marker(&mut self, hay: &[u8], line_start: usize, end: usize) -> bool {
+        match &mut self.line {
+            Some(line) if line.start == line_start && (line.last_end..=line.end).contains(&end) => {
+                line.last_end = end;
+                line.has_marker
+            }
+            _ => {
+                let line_end = memchr(b'\n', &hay[end..]).map_or(hay.len(), |nl| end + nl);
+                let has_marker = memmem::find(&hay[line_start..line_end], ALLOW_MARKER).is_some();
+                self.line = Some(MarkedLine {
+                    start: line_start,
+                    last_end: end,
+                    end: line_end,
+                    has_marker,
+                });
+                has_marker
+            }
+        }
     }
 }
 
 fn count_newlines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
 /// Characters, not bytes: UTF-8 continuation bytes do not count.

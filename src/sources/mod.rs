@@ -14,6 +14,7 @@ pub mod gitlab;
 pub mod patch;
 pub mod pushes;
 pub mod schedule;
+pub mod utf16;
 pub mod watch;
 
 use crate::engine::Finding;

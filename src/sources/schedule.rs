@@ -5,7 +5,10 @@
 //! source's cursor.
 //!
 //! A URL is kept as a bare mirror under the data directory and fetched with
-//! git before each scan. Scans run on a blocking thread.
+//! git before each scan; it reaches git after `--`, so it can never be read
+//! as an option. A local path is opened as exactly that repository: if it
+//! is not one (its `.git` was removed), the run fails rather than scan the
+//! repository around it. Scans run on a blocking thread.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -194,16 +197,16 @@ fn is_url(repo: &str) -> bool {
 /// cloned on first use and fetched afterwards.
 fn local_copy(mirrors: &Path, repo: &str) -> Result<PathBuf, SourceError> {
     if !is_url(repo) {
-        return Ok(PathBuf::from(repo));
+        return Ok(git::open_exact(Path::new(repo))?);
     }
     let dir = mirrors.join(&hex::encode(Sha256::digest(repo.as_bytes()))[..16]);
     let mut git = Command::new("git");
-    git.env("GIT_TERMINAL_PROMPT", "0");
+    git.env("GIT_TERMINAL_PROMPT", "0").args(["-c", "protocol.ext.allow=never"]);
     if dir.join("HEAD").exists() {
         git.arg("--git-dir").arg(&dir).args(["remote", "update", "--prune"]);
     } else {
         std::fs::create_dir_all(mirrors).map_err(|e| SourceError::Config(format!("creating {}: {e}", mirrors.display())))?;
-        git.args(["clone", "--mirror", "--quiet", repo]).arg(&dir);
+        git.args(["clone", "--mirror", "--quiet", "--", repo]).arg(&dir);
     }
     let output = git.output().map_err(|e| SourceError::Unavailable(format!("running git: {e}")))?;
     if !output.status.success() {

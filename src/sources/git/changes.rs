@@ -4,6 +4,14 @@
 //! and new versions diffed line by line, and findings on lines that were
 //! already there are dropped. Most blobs hold nothing, so most are never
 //! diffed, which keeps a pre-commit hook within a few milliseconds.
+//!
+//! A merge adds what none of its parents has, as `git diff --cc` shows it:
+//! a blob of the merge's tree that differs from every parent's blob at that
+//! path, and of it only the lines that no parent's version holds. A key
+//! pasted while resolving a conflict is such a line.
+//!
+//! Trees are compared with an explicit stack; one deeper than
+//! [`MAX_TREE_DEPTH`] is reported in the stats and not entered.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -14,8 +22,8 @@ use gix::prelude::FindExt;
 use gix::ObjectId;
 
 use super::{
-    all_tips, attribute, first_sightings, open, parents_first, read_error, resolve_commit, scan_blob, tree_of, GitError, GitFinding,
-    GitScan, GitStats,
+    all_tips, attribute, first_sightings, open, parents_first, read_error, resolve_commit, scan_blob, shown_path, tree_of, GitError,
+    GitFinding, GitScan, GitStats, MAX_TREE_DEPTH,
 };
 use crate::engine::{Engine, Finding, Stream};
 
@@ -59,16 +67,16 @@ fn is_zero(sha: &str) -> bool {
     sha.bytes().all(|b| b == b'0')
 }
 
-/// A blob that a commit or the index adds or changes.
+/// A blob that a commit or the index adds or changes: `new` at `path`,
+/// where the parents (or HEAD) held `old` (none for a new file).
 struct Change {
     path: String,
-    old: Option<ObjectId>,
+    old: Vec<ObjectId>,
     new: ObjectId,
 }
 
 /// Scans the lines added by the commits reachable from `tips` (every ref
-/// when empty) and from none of `exclude`. Merge commits are skipped, as in
-/// `git log -p`: what they hold comes from their parents.
+/// when empty) and from none of `exclude`, merges included.
 pub fn scan_range(
     engine: &Engine,
     repo_path: &std::path::Path,
@@ -88,7 +96,10 @@ pub fn scan_range(
 
 /// Scans what a push sends: the commits of each pushed ref that the remote
 /// does not have. A remote sha this clone lacks is passed over; the
-/// remote-tracking refs of `remote` still bound the range.
+/// remote-tracking refs of `remote` still bound the range. `remote` is what
+/// git hands the hook: a remote's name, or the URL pushed to when it has
+/// none; a URL bounds the range by the tracking refs of a remote configured
+/// with that URL, if any, and otherwise by the remote shas alone.
 pub fn scan_push(
     engine: &Engine,
     repo_path: &std::path::Path,
@@ -114,7 +125,7 @@ pub fn scan_push(
         .filter_map(|p| resolve_commit(&repo, &p.remote_sha).ok())
         .collect();
     if let Some(remote) = remote {
-        hidden.extend(remote_tips(&repo, remote)?);
+        hidden.extend(remote_tips(&repo, remote));
     }
     added_in_range(engine, &repo, tips, hidden, binary)
 }
@@ -138,15 +149,12 @@ fn added_in_range(
     };
     let mut found = Vec::new();
     for (at, commit) in commits.iter().enumerate() {
-        if commit.parents.len() > 1 {
-            continue;
-        }
-        let old_tree = match commit.parents.first() {
-            Some(parent) => Some(tree_of(repo, *parent)?),
-            None => None,
+        let tree = tree_of(repo, commit.id)?;
+        let changes = match &commit.parents[..] {
+            [] => diff_trees(repo, None, tree, &mut stats)?,
+            [parent] => diff_trees(repo, Some(tree_of(repo, *parent)?), tree, &mut stats)?,
+            parents => merge_changes(repo, parents, tree, &mut stats)?,
         };
-        let mut changes = Vec::new();
-        diff_trees(repo, old_tree, tree_of(repo, commit.id)?, &mut Vec::new(), &mut changes)?;
         for change in changes {
             for finding in added_findings(repo, &change, &mut stream, binary, &mut stats) {
                 found.push((at, change.path.clone(), finding));
@@ -162,19 +170,65 @@ fn added_in_range(
     })
 }
 
-fn remote_tips(repo: &gix::Repository, remote: &str) -> Result<Vec<ObjectId>, GitError> {
-    let platform = repo.references().map_err(read_error)?;
-    let prefix = format!("refs/remotes/{remote}/");
-    let mut tips = Vec::new();
-    for reference in platform.prefixed(prefix.as_str()).map_err(read_error)? {
-        if let Ok(commit) = reference
-            .map_err(read_error)
-            .and_then(|mut r| r.peel_to_commit().map_err(read_error))
-        {
-            tips.push(commit.id);
-        }
+/// What a merge brings that none of its parents has: the paths whose blob
+/// differs from every parent's, each with the blobs the parents held there.
+/// A subtree equal to any parent's is never entered.
+fn merge_changes(repo: &gix::Repository, parents: &[ObjectId], tree: ObjectId, stats: &mut GitStats) -> Result<Vec<Change>, GitError> {
+    let mut deep = GitStats::default();
+    let mut common: Option<HashMap<String, Change>> = None;
+    for parent in parents {
+        let against = diff_trees(repo, Some(tree_of(repo, *parent)?), tree, &mut deep)?;
+        let mut against: HashMap<String, Change> = against.into_iter().map(|c| (c.path.clone(), c)).collect();
+        common = Some(match common {
+            None => against,
+            Some(mut so_far) => {
+                so_far.retain(|path, change| match against.remove(path) {
+                    Some(other) => {
+                        change.old.extend(other.old);
+                        true
+                    }
+                    None => false,
+                });
+                so_far
+            }
+        });
     }
-    Ok(tips)
+    deep.deep_trees.sort();
+    deep.deep_trees.dedup();
+    stats.deep_trees.extend(deep.deep_trees);
+    let mut changes: Vec<Change> = common.unwrap_or_default().into_values().collect();
+    changes.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(changes)
+}
+
+/// The tips of `remote`'s tracking refs. `remote` may be a URL, or any text
+/// git passed: a name that cannot be a remote's bounds nothing.
+fn remote_tips(repo: &gix::Repository, remote: &str) -> Vec<ObjectId> {
+    let name = if repo.find_remote(remote).is_ok() {
+        Some(remote.to_string())
+    } else {
+        remote_named_by_url(repo, remote)
+    };
+    let Some(name) = name else { return Vec::new() };
+    let Ok(platform) = repo.references() else { return Vec::new() };
+    let prefix = format!("refs/remotes/{name}/");
+    let Ok(refs) = platform.prefixed(prefix.as_str()) else {
+        return Vec::new();
+    };
+    // Refs to trees or blobs, and broken refs, bound nothing.
+    refs.filter_map(Result::ok)
+        .filter_map(|mut r| r.peel_to_commit().ok())
+        .map(|commit| commit.id)
+        .collect()
+}
+
+/// The configured remote whose URL is exactly `url`.
+fn remote_named_by_url(repo: &gix::Repository, url: &str) -> Option<String> {
+    let config = repo.config_snapshot();
+    repo.remote_names().into_iter().find_map(|name| {
+        let configured = config.string(format!("remote.{name}.url").as_str())?;
+        (AsRef::<[u8]>::as_ref(&*configured) == url.as_bytes()).then(|| name.to_string())
+    })
 }
 
 /// Scans the lines the index adds to HEAD: what `git commit` is about to
@@ -218,7 +272,7 @@ fn staged_changes(repo: &gix::Repository, index: &gix::index::State) -> Result<V
     };
     let mut unchanged = HashSet::new();
     if let (Some(cache), Some(root)) = (index.tree(), head_tree) {
-        unchanged_dirs(repo, cache, root, &mut Vec::new(), &mut unchanged)?;
+        unchanged_dirs(repo, cache, root, &mut unchanged)?;
     }
     let mut head = HeadTree {
         repo,
@@ -239,7 +293,7 @@ fn staged_changes(repo: &gix::Repository, index: &gix::index::State) -> Result<V
         if old != Some(entry.id) {
             changes.push(Change {
                 path: String::from_utf8_lossy(path).into_owned(),
-                old,
+                old: old.into_iter().collect(),
                 new: entry.id,
             });
         }
@@ -253,34 +307,37 @@ fn dirs_of(path: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// Collects the directories (as `"dir/"`, the root as `""`) whose valid
-/// cache-tree entry matches HEAD's tree.
+/// cache-tree entry matches HEAD's tree. A directory past
+/// [`MAX_TREE_DEPTH`] is simply not known to be unchanged: its entries are
+/// looked up one by one.
 fn unchanged_dirs(
     repo: &gix::Repository,
     cache: &gix::index::extension::Tree,
     head: ObjectId,
-    prefix: &mut Vec<u8>,
     out: &mut HashSet<Vec<u8>>,
 ) -> Result<(), GitError> {
-    if cache.num_entries.is_some() && cache.id == head {
-        out.insert(prefix.clone());
-        return Ok(());
-    }
-    if cache.children.is_empty() {
-        return Ok(());
-    }
-    let entries = entries(repo, head)?;
-    for child in &cache.children {
-        let Some((_, _, id)) = entries
-            .iter()
-            .find(|(name, kind, _)| *kind == Kind::Tree && name[..] == child.name[..])
-        else {
+    let mut stack = vec![(cache, head, Vec::new())];
+    while let Some((cache, head, prefix)) = stack.pop() {
+        if cache.num_entries.is_some() && cache.id == head {
+            out.insert(prefix);
             continue;
-        };
-        let len = prefix.len();
-        prefix.extend_from_slice(&child.name);
-        prefix.push(b'/');
-        unchanged_dirs(repo, child, *id, prefix, out)?;
-        prefix.truncate(len);
+        }
+        if cache.children.is_empty() || prefix.iter().filter(|&&b| b == b'/').count() >= MAX_TREE_DEPTH {
+            continue;
+        }
+        let entries = entries(repo, head)?;
+        for child in &cache.children {
+            let Some((_, _, id)) = entries
+                .iter()
+                .find(|(name, kind, _)| *kind == Kind::Tree && name[..] == child.name[..])
+            else {
+                continue;
+            };
+            let mut path = prefix.clone();
+            path.extend_from_slice(&child.name);
+            path.push(b'/');
+            stack.push((child, *id, path));
+        }
     }
     Ok(())
 }
@@ -340,68 +397,70 @@ fn entries(repo: &gix::Repository, tree: ObjectId) -> Result<Vec<(Vec<u8>, Kind,
         .collect())
 }
 
-/// The blobs `new` adds or changes against `old`, recursing only into
-/// subtrees whose ids differ.
-fn diff_trees(
-    repo: &gix::Repository,
-    old: Option<ObjectId>,
-    new: ObjectId,
-    path: &mut Vec<u8>,
-    out: &mut Vec<Change>,
-) -> Result<(), GitError> {
-    let before = match old {
-        Some(tree) => entries(repo, tree)?,
-        None => Vec::new(),
-    };
-    let before: HashMap<&[u8], (Kind, ObjectId)> = before.iter().map(|(name, kind, id)| (name.as_slice(), (*kind, *id))).collect();
-    for (name, kind, id) in entries(repo, new)? {
-        let previous = before.get(name.as_slice()).copied();
-        if previous == Some((kind, id)) || kind == Kind::Other {
-            continue;
+/// The blobs `new` adds or changes against `old`, entering only subtrees
+/// whose ids differ.
+fn diff_trees(repo: &gix::Repository, old: Option<ObjectId>, new: ObjectId, stats: &mut GitStats) -> Result<Vec<Change>, GitError> {
+    let mut out = Vec::new();
+    let mut stack = vec![(old, new, Vec::new(), 1usize)];
+    while let Some((old, new, dir, depth)) = stack.pop() {
+        let before = match old {
+            Some(tree) => entries(repo, tree)?,
+            None => Vec::new(),
+        };
+        let before: HashMap<&[u8], (Kind, ObjectId)> = before.iter().map(|(name, kind, id)| (name.as_slice(), (*kind, *id))).collect();
+        for (name, kind, id) in entries(repo, new)? {
+            let previous = before.get(name.as_slice()).copied();
+            if previous == Some((kind, id)) || kind == Kind::Other {
+                continue;
+            }
+            let previous_of = |wanted: Kind| previous.filter(|(k, _)| *k == wanted).map(|(_, id)| id);
+            let mut path = dir.clone();
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(&name);
+            if kind == Kind::Blob {
+                out.push(Change {
+                    path: String::from_utf8_lossy(&path).into_owned(),
+                    old: previous_of(Kind::Blob).into_iter().collect(),
+                    new: id,
+                });
+            } else if depth >= MAX_TREE_DEPTH {
+                stats.deep_trees.push(shown_path(&path));
+            } else {
+                stack.push((previous_of(Kind::Tree), id, path, depth + 1));
+            }
         }
-        let previous_of = |wanted: Kind| previous.filter(|(k, _)| *k == wanted).map(|(_, id)| id);
-        let len = path.len();
-        if len > 0 {
-            path.push(b'/');
-        }
-        path.extend_from_slice(&name);
-        if kind == Kind::Tree {
-            diff_trees(repo, previous_of(Kind::Tree), id, path, out)?;
-        } else {
-            out.push(Change {
-                path: String::from_utf8_lossy(path).into_owned(),
-                old: previous_of(Kind::Blob),
-                new: id,
-            });
-        }
-        path.truncate(len);
     }
-    Ok(())
+    Ok(out)
 }
 
-/// Findings of the new blob that sit on lines the change added. A blob that
-/// cannot be read is counted in `stats` and yields nothing.
+/// Findings of the new blob that sit on lines the change added: lines that
+/// no old version holds. A blob that cannot be read is counted in `stats`
+/// and yields nothing.
 fn added_findings(repo: &gix::Repository, change: &Change, stream: &mut Stream, binary: bool, stats: &mut GitStats) -> Vec<Finding> {
     let mut buf = Vec::new();
     let mut findings = Vec::new();
     match scan_blob(repo, &change.new, stream, binary, &mut buf, &mut findings) {
-        Ok(outcome) => stats.count(&outcome),
+        Ok(outcome) => stats.count(&outcome, &change.path),
         Err(err) => {
             stats.errors.push(format!("{} (blob {}): {err}", change.path, change.new));
             return Vec::new();
         }
     }
-    let Some(old) = change.old.filter(|_| !findings.is_empty()) else {
-        return findings;
-    };
     let mut old_buf = Vec::new();
-    let old_data = match repo.objects.find_blob(&old, &mut old_buf) {
-        Ok(blob) => blob.data,
-        // Without the old version every line counts as added.
-        Err(_) => &[],
-    };
-    let added = added_lines(old_data, &buf);
-    findings.retain(|f| added.iter().any(|lines| lines.contains(&f.line)));
+    for old in &change.old {
+        if findings.is_empty() {
+            break;
+        }
+        let old_data = match repo.objects.find_blob(old, &mut old_buf) {
+            Ok(blob) => blob.data,
+            // Without the old version every line counts as added.
+            Err(_) => &[],
+        };
+        let added = added_lines(old_data, &buf);
+        findings.retain(|f| added.iter().any(|lines| lines.contains(&f.line)));
+    }
     findings
 }
 

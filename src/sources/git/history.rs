@@ -5,7 +5,8 @@
 //! entered only if it was not seen before, so each blob is met once, at its
 //! first commit. New blobs go in batches through a bounded channel to
 //! scanning threads. Memory holds the sets of seen ids and a few batches,
-//! never the history's content.
+//! never the history's content. Trees are walked with an explicit stack,
+//! and one deeper than [`MAX_TREE_DEPTH`] is reported and not entered.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -16,8 +17,8 @@ use gix::prelude::FindExt;
 use gix::ObjectId;
 
 use super::{
-    all_tips, attribute, first_sightings, open, parents_first, resolve_commit, scan_blob, tree_of, BlobOutcome, GitError, GitOptions,
-    GitScan, GitStats, Progress,
+    all_tips, attribute, first_sightings, open, parents_first, resolve_commit, scan_blob, shown_path, tree_of, BlobOutcome, GitError,
+    GitOptions, GitScan, GitStats, Progress, MAX_TREE_DEPTH,
 };
 use crate::engine::{Engine, Finding, Stream};
 
@@ -50,6 +51,7 @@ pub fn scan_history(engine: &Engine, repo_path: &std::path::Path, options: &GitO
     let commits = parents_first(&repo, tips, Vec::new())?;
     let mut seen = Seen::default();
     let mut errors = Vec::new();
+    let mut deep_trees = Vec::new();
 
     let ids: Vec<ObjectId> = commits.iter().map(|c| c.id).collect();
     let shared = repo.clone().into_sync();
@@ -60,7 +62,11 @@ pub fn scan_history(engine: &Engine, repo_path: &std::path::Path, options: &GitO
         let workers: Vec<_> = (0..threads)
             .map(|_| scope.spawn(|| scan_worker(&shared.to_thread_local(), engine, &rx, options.binary, progress)))
             .collect();
-        walk_commits(&repo, &ids, &mut seen, tx, progress, &mut errors);
+        let mut skipped = Skipped {
+            errors: &mut errors,
+            deep_trees: &mut deep_trees,
+        };
+        walk_commits(&repo, &ids, &mut seen, tx, progress, &mut skipped);
         workers
             .into_iter()
             .map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
@@ -70,6 +76,7 @@ pub fn scan_history(engine: &Engine, repo_path: &std::path::Path, options: &GitO
     let mut stats = GitStats {
         commits: ids.len() as u64,
         errors,
+        deep_trees,
         ..GitStats::default()
     };
     let mut found = Vec::new();
@@ -85,18 +92,24 @@ pub fn scan_history(engine: &Engine, repo_path: &std::path::Path, options: &GitO
     })
 }
 
+/// What a walk could not enter: unreadable objects and too-deep trees.
+struct Skipped<'a> {
+    errors: &'a mut Vec<String>,
+    deep_trees: &'a mut Vec<String>,
+}
+
 fn walk_commits(
     repo: &gix::Repository,
     commits: &[ObjectId],
     seen: &mut Seen,
     tx: SyncSender<Vec<NewBlob>>,
     progress: &Progress,
-    errors: &mut Vec<String>,
+    skipped: &mut Skipped<'_>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     for (at, id) in commits.iter().enumerate() {
         match tree_of(repo, *id) {
-            Ok(tree) => walk_tree(repo, tree, &mut Vec::new(), seen, errors, &mut |blob, path| {
+            Ok(tree) => walk_tree(repo, tree, seen, skipped, &mut |blob, path| {
                 batch.push(NewBlob {
                     id: blob,
                     commit: at,
@@ -108,7 +121,7 @@ fn walk_commits(
                     let _ = tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
                 }
             }),
-            Err(err) => errors.push(format!("commit {id}: {err}")),
+            Err(err) => skipped.errors.push(format!("commit {id}: {err}")),
         }
         progress.commits.fetch_add(1, Ordering::Relaxed);
     }
@@ -117,48 +130,77 @@ fn walk_commits(
     }
 }
 
-/// Enters `tree` unless seen, and calls `emit` for each blob not seen
+/// One tree being walked: its entries still to visit, and the length of
+/// its path in the shared path buffer.
+struct Frame {
+    entries: std::vec::IntoIter<(bool, ObjectId, Vec<u8>)>,
+    path_len: usize,
+}
+
+/// Walks `root` unless seen, and calls `emit` for each blob not seen
 /// before, with its full path. Symlinks and submodules are not content.
-fn walk_tree(
-    repo: &gix::Repository,
-    tree: ObjectId,
-    path: &mut Vec<u8>,
-    seen: &mut Seen,
-    errors: &mut Vec<String>,
-    emit: &mut dyn FnMut(ObjectId, &[u8]),
-) {
-    if !seen.trees.insert(tree) {
-        return;
-    }
-    let mut buf = Vec::new();
-    let entries: Vec<(bool, ObjectId, Vec<u8>)> = match repo.objects.find_tree(&tree, &mut buf) {
-        Ok(decoded) => decoded
-            .entries
-            .iter()
-            .filter(|e| match (e.mode.is_tree(), e.mode.is_blob()) {
-                (true, _) => !seen.trees.contains(e.oid),
-                (false, true) => !seen.blobs.contains(e.oid),
-                (false, false) => false,
-            })
-            .map(|e| (e.mode.is_tree(), e.oid.to_owned(), e.filename.to_vec()))
-            .collect(),
-        Err(err) => {
-            errors.push(format!("tree {tree} at {}: {err}", String::from_utf8_lossy(path)));
-            return;
-        }
-    };
-    for (is_tree, id, name) in entries {
-        let len = path.len();
-        if len > 0 {
+fn walk_tree(repo: &gix::Repository, root: ObjectId, seen: &mut Seen, skipped: &mut Skipped<'_>, emit: &mut dyn FnMut(ObjectId, &[u8])) {
+    let mut path = Vec::new();
+    let mut stack: Vec<Frame> = enter(repo, root, &path, seen, skipped)
+        .map(|entries| Frame { entries, path_len: 0 })
+        .into_iter()
+        .collect();
+    while let Some(frame) = stack.last_mut() {
+        let Some((is_tree, id, name)) = frame.entries.next() else {
+            stack.pop();
+            continue;
+        };
+        path.truncate(frame.path_len);
+        if !path.is_empty() {
             path.push(b'/');
         }
         path.extend_from_slice(&name);
-        if is_tree {
-            walk_tree(repo, id, path, seen, errors, emit);
-        } else if seen.blobs.insert(id) {
-            emit(id, path);
+        if !is_tree {
+            if seen.blobs.insert(id) {
+                emit(id, &path);
+            }
+        } else if stack.len() >= MAX_TREE_DEPTH {
+            skipped.deep_trees.push(shown_path(&path));
+        } else if let Some(entries) = enter(repo, id, &path, seen, skipped) {
+            stack.push(Frame {
+                entries,
+                path_len: path.len(),
+            });
         }
-        path.truncate(len);
+    }
+}
+
+/// The entries of `tree` still worth visiting, or `None` when it was seen
+/// before or cannot be read.
+fn enter(
+    repo: &gix::Repository,
+    tree: ObjectId,
+    path: &[u8],
+    seen: &mut Seen,
+    skipped: &mut Skipped<'_>,
+) -> Option<std::vec::IntoIter<(bool, ObjectId, Vec<u8>)>> {
+    if !seen.trees.insert(tree) {
+        return None;
+    }
+    let mut buf = Vec::new();
+    match repo.objects.find_tree(&tree, &mut buf) {
+        Ok(decoded) => Some(
+            decoded
+                .entries
+                .iter()
+                .filter(|e| match (e.mode.is_tree(), e.mode.is_blob()) {
+                    (true, _) => !seen.trees.contains(e.oid),
+                    (false, true) => !seen.blobs.contains(e.oid),
+                    (false, false) => false,
+                })
+                .map(|e| (e.mode.is_tree(), e.oid.to_owned(), e.filename.to_vec()))
+                .collect::<Vec<_>>()
+                .into_iter(),
+        ),
+        Err(err) => {
+            skipped.errors.push(format!("tree {tree} at {}: {err}", shown_path(path)));
+            None
+        }
     }
 }
 
@@ -184,7 +226,7 @@ fn scan_worker(
                         progress.blobs.fetch_add(1, Ordering::Relaxed);
                         progress.bytes.fetch_add(bytes, Ordering::Relaxed);
                     }
-                    stats.count(&outcome);
+                    stats.count(&outcome, &blob.path);
                 }
                 Err(err) => stats.errors.push(format!("{} (blob {}): {err}", blob.path, blob.id)),
             }

@@ -25,6 +25,15 @@ pub use history::scan_history;
 /// and no key hides in a quarter gigabyte of generated data.
 pub const MAX_BLOB_BYTES: u64 = 256 << 20;
 
+/// Trees nested deeper than this are not entered, and are reported as
+/// skipped: git's own `core.maxTreeDepth` default. Walks keep their own
+/// stack, so a crafted tree 24,000 levels deep costs memory, not the stack.
+pub const MAX_TREE_DEPTH: usize = 2048;
+
+/// Longest path kept when naming a skipped tree or blob: a path 2,000
+/// levels deep is named by its start.
+const SHOWN_PATH: usize = 160;
+
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error("{path}: not a git repository: {message}")]
@@ -93,6 +102,11 @@ pub struct GitStats {
     pub bytes: u64,
     pub skipped_binary: u64,
     pub skipped_large: u64,
+    /// The blobs over [`MAX_BLOB_BYTES`], by path, with their size: a key
+    /// in one of them was not looked for.
+    pub oversized: Vec<(String, u64)>,
+    /// Trees deeper than [`MAX_TREE_DEPTH`], by path: not entered.
+    pub deep_trees: Vec<String>,
     /// Objects that could not be read; the scan went on without them.
     pub errors: Vec<String>,
 }
@@ -108,12 +122,27 @@ pub struct GitScan {
 
 /// Opens the repository that holds `path`, as git would find it.
 pub fn open(path: &Path) -> Result<gix::Repository, GitError> {
-    let mut repo = gix::discover(path).map_err(|err| GitError::Open {
+    let repo = gix::discover(path).map_err(|err| GitError::Open {
         path: path.to_path_buf(),
         message: err.to_string(),
     })?;
+    Ok(with_cache(repo))
+}
+
+/// Opens the repository at exactly `path` (its work tree or its git
+/// directory), never one that encloses it. Returns its git directory, a
+/// path that [`open`] and every scan here resolve to that same repository.
+pub fn open_exact(path: &Path) -> Result<PathBuf, GitError> {
+    let repo = gix::open_opts(path, gix::open::Options::isolated()).map_err(|err| GitError::Open {
+        path: path.to_path_buf(),
+        message: err.to_string(),
+    })?;
+    Ok(repo.git_dir().to_path_buf())
+}
+
+fn with_cache(mut repo: gix::Repository) -> gix::Repository {
     repo.object_cache_size_if_unset(16 << 20);
-    Ok(repo)
+    repo
 }
 
 /// The commit a revision names (a branch, a tag, a sha, `HEAD~2`...).
@@ -186,13 +215,19 @@ fn parents_first(repo: &gix::Repository, tips: Vec<ObjectId>, hidden: Vec<Object
         return Ok(Vec::new());
     }
     let walk = repo.rev_walk(tips).with_hidden(hidden).all().map_err(read_error)?;
+    // The commits at a shallow clone's boundary have parents the clone
+    // lacks: like git, treat them as having none.
+    let shallow = repo.shallow_commits().map_err(read_error)?;
+    let is_shallow = |id: &ObjectId| shallow.as_ref().is_some_and(|s| s.iter().any(|c| c == id));
     let mut commits = Vec::new();
     for info in walk {
         let info = info.map_err(read_error)?;
-        commits.push(Commit {
-            id: info.id,
-            parents: info.parent_ids.to_vec(),
-        });
+        let parents = if is_shallow(&info.id) {
+            Vec::new()
+        } else {
+            info.parent_ids.to_vec()
+        };
+        commits.push(Commit { id: info.id, parents });
     }
     Ok(topological(commits))
 }
@@ -254,7 +289,7 @@ fn tree_of(repo: &gix::Repository, commit: ObjectId) -> Result<ObjectId, GitErro
 enum BlobOutcome {
     Scanned(u64),
     Binary,
-    Large,
+    Large(u64),
 }
 
 /// Reads one blob and scans it whole.
@@ -267,8 +302,9 @@ fn scan_blob(
     out: &mut Vec<Finding>,
 ) -> Result<BlobOutcome, GitError> {
     use gix::prelude::HeaderExt;
-    if repo.objects.header(id).map_err(read_error)?.size() > MAX_BLOB_BYTES {
-        return Ok(BlobOutcome::Large);
+    let size = repo.objects.header(id).map_err(read_error)?.size();
+    if size > MAX_BLOB_BYTES {
+        return Ok(BlobOutcome::Large(size));
     }
     let blob = repo.objects.find_blob(id, buf).map_err(read_error)?;
     match super::files::scan_reader(blob.data, stream, binary, out).map_err(read_error)? {
@@ -278,14 +314,18 @@ fn scan_blob(
 }
 
 impl GitStats {
-    fn count(&mut self, outcome: &BlobOutcome) {
+    /// Counts the outcome of the blob at `path`.
+    fn count(&mut self, outcome: &BlobOutcome, path: &str) {
         match outcome {
             BlobOutcome::Scanned(bytes) => {
                 self.blobs += 1;
                 self.bytes += bytes;
             }
             BlobOutcome::Binary => self.skipped_binary += 1,
-            BlobOutcome::Large => self.skipped_large += 1,
+            BlobOutcome::Large(size) => {
+                self.skipped_large += 1;
+                self.oversized.push((shown_path(path.as_bytes()), *size));
+            }
         }
     }
 
@@ -294,7 +334,18 @@ impl GitStats {
         self.bytes += other.bytes;
         self.skipped_binary += other.skipped_binary;
         self.skipped_large += other.skipped_large;
+        self.oversized.extend(other.oversized);
+        self.deep_trees.extend(other.deep_trees);
         self.errors.extend(other.errors);
+    }
+}
+
+/// A path as reports name it: lossy UTF-8, and only its start when long.
+fn shown_path(path: &[u8]) -> String {
+    let text = String::from_utf8_lossy(path);
+    match text.char_indices().nth(SHOWN_PATH) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], path.len()),
+        None => text.into_owned(),
     }
 }
 
