@@ -742,3 +742,36 @@ fn crafted_tree_names_are_matched_or_skipped_never_fatal() {
     let paths: Vec<String> = json(&out).iter().map(|f| f["path"].as_str().unwrap().to_string()).collect();
     assert_eq!(paths, [".."], "{}", text(&out));
 }
+
+#[test]
+fn a_commit_dated_past_the_year_9999_prints_and_never_panics() {
+    let repo = Repo::new();
+    repo.commit("first", &[("README.md", "hello\n")]);
+    repo.write("config.env", &format!("TOKEN={GHP}\n"));
+    repo.git(&["add", "config.env"]);
+    let tree = String::from_utf8(repo.git(&["write-tree"]).stdout).unwrap();
+    let parent = String::from_utf8(repo.git(&["rev-parse", "HEAD"]).stdout).unwrap();
+    // A crafted author time far beyond what a date formatter may assume.
+    let commit = format!(
+        "tree {}\nparent {}\nauthor Mallory <m@example.com> 99999999999999 +0000\ncommitter Mallory <m@example.com> 99999999999999 +0000\n\nfrom the future\n",
+        tree.trim(),
+        parent.trim()
+    );
+    let file = repo.path().join("commit.txt");
+    std::fs::write(&file, commit).unwrap();
+    let sha = String::from_utf8(
+        repo.git(&["hash-object", "--literally", "-t", "commit", "-w", file.to_str().unwrap()])
+            .stdout,
+    )
+    .unwrap();
+    repo.git(&["update-ref", "refs/heads/main", sha.trim()]);
+    for format in ["text", "json", "sarif"] {
+        let out = repo.keyward(&["scan", "--git", ".", "--format", format]);
+        assert_eq!(out.status.code(), Some(1), "{format}: {}", text(&out));
+        assert!(
+            text(&out).contains("+3170843-"),
+            "{format}: the year is written out: {}",
+            text(&out)
+        );
+    }
+}

@@ -31,10 +31,10 @@ pub struct Reported {
     pub origin: Option<std::sync::Arc<Origin>>,
 }
 
-/// Author time as RFC 3339, in UTC.
+/// Author time as RFC 3339 in UTC, to the second: any time a crafted
+/// commit carries (a year past 9999, before 1970) prints, none panics.
 fn date(origin: &Origin) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(origin.time.max(0) as u64);
-    humantime::format_rfc3339_seconds(time).to_string()
+    keyward::time::rfc3339(origin.time.saturating_mul(1000)).replacen(".000Z", "Z", 1)
 }
 
 pub fn write(format: Format, out: &mut impl Write, found: &[Reported], engine: &Engine, secrets: bool, color: bool) -> std::io::Result<()> {
