@@ -267,8 +267,7 @@ async fn the_usage_chart_is_on_the_keys_page_and_the_keys_own_page() {
     let owner = css(&b, "tr td.owner").await.text().await.unwrap();
     assert!(!owner.is_empty(), "every row names its owner");
     screenshot(&b, "console-usage.png").await;
-    css(&b, "a[href$='/console/keys/".to_string().as_str()).await;
-    b.client.goto(&format!("{}/console/keys/{id}", s.base)).await.unwrap();
+    css(&b, &format!("a[href='/console/keys/{id}']")).await.click().await.unwrap();
     wait_title(&b, "charted").await;
     let summary = css(&b, "figure.usage-chart figcaption").await.text().await.unwrap();
     assert!(summary.contains("Key charted"), "{summary}");
