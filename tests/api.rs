@@ -425,11 +425,7 @@ async fn every_response_carries_a_request_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_and_webhooks_are_rate_limited_with_retry_after() {
     use keyward::server::limits::{Limiter, RateLimits};
-    let limits = RateLimits {
-        verify_per_ip: Limiter::new(0.5, 6.0),
-        verify_per_key: Limiter::new(0.5, 3.0),
-        webhooks_per_ip: Limiter::new(0.5, 2.0),
-    };
+    let limits = RateLimits::with(Limiter::new(0.5, 6.0), Limiter::new(0.5, 3.0), Limiter::new(0.5, 2.0));
     let setup = common::Setup {
         limits: Some(std::sync::Arc::new(limits)),
         ..common::Setup::default()

@@ -360,9 +360,7 @@ both_backends!(usage_is_counted_per_hour_and_outcome, |s: common::Server| async 
     assert_eq!(status, 404);
 });
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expiry_notices_go_out_once_at_each_lead_time() {
-    let s = common::Server::start(common::Backend::Sqlite).await.unwrap();
+both_backends!(expiry_notices_go_out_once_at_each_lead_time, |s: common::Server| async move {
     let (receiver, url) = common::fakes::Receiver::start().await;
     let (status, _) = s
         .admin(
@@ -397,7 +395,7 @@ async fn expiry_notices_go_out_once_at_each_lead_time() {
         .admin("GET", &format!("/v1/projects/{}/audit?action=api_key.expiring", s.project), None)
         .await;
     assert_eq!(audit["events"].as_array().unwrap().len(), 2);
-}
+});
 
 both_backends!(
     imported_keys_verify_by_their_old_token_and_rotate_to_ours,
@@ -509,3 +507,123 @@ both_backends!(bad_limits_are_refused_and_change_nothing, |s: common::Server| as
     let (_, key) = s.admin("GET", &format!("/v1/keys/{id}"), None).await;
     assert_eq!(key["enabled"], true);
 });
+
+/// A console session for a person, straight into the store.
+async fn session(s: &common::Server, user_id: &str) -> String {
+    let token = format!("session{}", ulid::Ulid::new());
+    let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    let now = keyward::store::now_ms();
+    s.service
+        .store()
+        .insert_session(
+            &hash,
+            user_id,
+            &format!("csrf{}{}", ulid::Ulid::new(), ulid::Ulid::new()),
+            now,
+            now + 3_600_000,
+        )
+        .await
+        .unwrap();
+    format!("kw_session={token}")
+}
+
+async fn page(s: &common::Server, cookie: &str, path: &str) -> (u16, String) {
+    let response = s
+        .http
+        .get(format!("{}{path}", s.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+both_backends!(
+    the_console_shows_personal_and_team_keys_with_their_owners,
+    |s: common::Server| async move {
+        let system = Caller::system("limits-test");
+        let admin = s
+            .service
+            .add_member(&system, &s.project, "ada@example.com", Role::Admin)
+            .await
+            .unwrap()
+            .member;
+        let member = s
+            .service
+            .add_member(&system, &s.project, "max@example.com", Role::Member)
+            .await
+            .unwrap()
+            .member;
+        let account = s
+            .service
+            .create_service_account(&system, &s.project, "ci_bot", Role::Member)
+            .await
+            .unwrap();
+        let in_sixty_days = (keyward::store::now_ms() + 60 * 86_400_000 + 60_000) / 1000;
+        let (_, maxs) = s
+            .create_key(json!({"name": "max_key", "scopes": [], "owner_user_id": member.user_id, "expires_at": in_sixty_days}))
+            .await;
+        s.create_key(json!({"name": "ada_key", "scopes": [], "owner_user_id": admin.user_id}))
+            .await;
+        s.create_key(json!({"name": "team_key", "scopes": [], "owner_service_account_id": account.id}))
+            .await;
+        s.code(&maxs, None, None).await;
+        s.service.verifier().flush_usage().await.unwrap();
+        let keys = format!("/console/projects/{}/keys", s.project);
+
+        let max = session(&s, &member.user_id).await;
+        let (status, personal) = page(&s, &max, &keys).await;
+        assert_eq!(status, 200);
+        assert!(
+            personal.contains("max_key") && !personal.contains("ada_key") && !personal.contains("team_key"),
+            "a member sees their own"
+        );
+        assert!(
+            personal.contains("last used 0 seconds ago") || personal.contains("seconds ago"),
+            "{personal}"
+        );
+        assert!(personal.contains("expires in 60 days"), "relative expiry");
+        assert!(!personal.contains("Team keys"), "no team tab for a member");
+        assert!(personal.contains("usage-chart"), "the project's chart");
+
+        let ada = session(&s, &admin.user_id).await;
+        let (_, everyone) = page(&s, &ada, &keys).await;
+        assert!(everyone.contains("max_key") && everyone.contains("ada_key") && !everyone.contains("team_key"));
+        assert!(
+            everyone.contains("max@example.com") && everyone.contains("ada@example.com"),
+            "owners named"
+        );
+        let (_, team) = page(&s, &ada, &format!("{keys}?tab=team")).await;
+        assert!(
+            team.contains("team_key") && team.contains("team: ci_bot") && !team.contains("max_key"),
+            "{team}"
+        );
+        let (_, new_key) = page(&s, &ada, &format!("{keys}/new")).await;
+        assert!(
+            new_key.contains(&format!("value=\"sa:{}\"", account.id)),
+            "an admin may make a team key"
+        );
+    }
+);
+
+both_backends!(
+    a_restart_preloads_the_verify_cache_with_working_keys,
+    |s: common::Server| async move {
+        let (_, kept) = s.create_key(json!({"name": "kept", "scopes": []})).await;
+        let (gone, _) = s.create_key(json!({"name": "gone", "scopes": []})).await;
+        s.admin("POST", &format!("/v1/keys/{gone}/revoke"), None).await;
+        // Another process on the same database, as after a restart.
+        let store = keyward::store::Store::open(&s.database_url).await.unwrap();
+        let fingerprinter = keyward::keys::fingerprint::Fingerprinter::new(&[7u8; 32]).unwrap();
+        let restarted = keyward::service::KeyService::new(store, fingerprinter, keyward::keys::scopes::Catalog::default(), "kw").unwrap();
+        let (_, all) = s.admin("GET", &keys_path(&s), None).await;
+        let working = all["keys"].as_array().unwrap().iter().filter(|k| k["status"] == "active").count();
+        assert_eq!(
+            restarted.verifier().preload().await.unwrap(),
+            working,
+            "every working key, and only those"
+        );
+        let verdict = restarted.verifier().verify(&kept, Default::default()).await.unwrap();
+        assert_eq!(verdict.code, keyward::service::VerifyCode::Valid);
+    }
+);

@@ -150,6 +150,13 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             println!("admin key (shown once, store it now): {}", issued.secret.expose());
         }
         tracing::info!(database = %opened.settings.database_url_for_display(), "serving");
+        let preloading = service.clone();
+        tokio::spawn(async move {
+            match preloading.verifier().preload().await {
+                Ok(n) => tracing::info!(keys = n, "verify cache preloaded"),
+                Err(e) => tracing::warn!(error = %e, "verify cache not preloaded; keys load as they are used"),
+            }
+        });
         let flusher = tokio::spawn(flush_usage_forever(service.clone()));
         let coherence = tokio::spawn(service.verifier().clone().follow_other_replicas());
         let responder = Arc::new(LeakResponder::new(service.clone()));

@@ -186,12 +186,13 @@ pub async fn verify(
     extensions: axum::http::Extensions,
     JsonBody(body): JsonBody<VerifyRequest>,
 ) -> Result<Json<VerifyResponse>, AppError> {
+    if let Some(ip) = super::client::ClientIp::of(&extensions) {
+        s.limits.verify_per_ip.check(ip).map_err(AppError::too_many)?;
+    }
     s.limits
-        .verify_per_ip
-        .check(&super::peer(&extensions))
+        .verify_per_key
+        .check(s.limits.token_key(&body.key))
         .map_err(AppError::too_many)?;
-    let key_hash = hex::encode(&Sha256::digest(body.key.as_bytes())[..16]);
-    s.limits.verify_per_key.check(&key_hash).map_err(AppError::too_many)?;
     if let Some(scope) = body.scope.as_deref() {
         if scope.is_empty() || scope.len() > 200 {
             return Err(AppError::invalid("scope must be 1 to 200 characters"));

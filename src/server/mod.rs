@@ -169,7 +169,7 @@ async fn refuse_nul_in_url(req: Request, next: axum::middleware::Next) -> axum::
 /// Gives every request an id (the caller's `X-Request-Id` when it is short
 /// and printable, else a new ULID), runs it inside a tracing span that
 /// carries the id, returns the id in `X-Request-Id`, and logs the outcome
-/// (at debug for verify).
+/// (at debug for verify and the probes).
 /// Only the path is logged: no query string, no header, no body.
 async fn request_id(req: Request, next: axum::middleware::Next) -> axum::response::Response {
     use tracing::Instrument;
@@ -179,9 +179,10 @@ async fn request_id(req: Request, next: axum::middleware::Next) -> axum::respons
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(|| ulid::Ulid::new().to_string(), str::to_string);
-    // Verify is the hot path: metrics count it, and no line is written per
-    // call at the default level. Every other request is logged at info.
-    let hot = req.uri().path() == "/v1/keys/verify";
+    // Verify is the hot path, and probes are many: metrics count them, and
+    // no line is written per call at the default level. Every other
+    // request is logged at info.
+    let hot = matches!(req.uri().path(), "/v1/keys/verify" | "/healthz" | "/readyz" | "/metrics");
     let span = if hot {
         tracing::debug_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
     } else {

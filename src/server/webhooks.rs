@@ -50,10 +50,9 @@ type Answer = (StatusCode, Json<Value>);
     responses((status = 202, description = "queued (or an event type that is ignored)", body = Object),
         (status = 200, description = "pong, or a duplicate of a delivery already recorded", body = Object), super::openapi::Errors))]
 pub async fn github(State(s): State<AppState>, extensions: Extensions, headers: HeaderMap, body: Bytes) -> Result<Answer, AppError> {
-    s.limits
-        .webhooks_per_ip
-        .check(&super::peer(&extensions))
-        .map_err(AppError::too_many)?;
+    if let Some(ip) = super::client::ClientIp::of(&extensions) {
+        s.limits.webhooks_per_ip.check(ip).map_err(AppError::too_many)?;
+    }
     let secret = s.webhooks.github_secret.as_deref().ok_or_else(not_configured)?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let signature = header(github::SIGNATURE_HEADER).ok_or_else(|| bad_signature("X-Hub-Signature-256 is missing"))?;
@@ -79,10 +78,9 @@ pub async fn github(State(s): State<AppState>, extensions: Extensions, headers: 
     responses((status = 202, description = "queued (or an event that is ignored)", body = Object),
         (status = 200, description = "a duplicate of a push already recorded", body = Object), super::openapi::Errors))]
 pub async fn gitlab(State(s): State<AppState>, extensions: Extensions, headers: HeaderMap, body: Bytes) -> Result<Answer, AppError> {
-    s.limits
-        .webhooks_per_ip
-        .check(&super::peer(&extensions))
-        .map_err(AppError::too_many)?;
+    if let Some(ip) = super::client::ClientIp::of(&extensions) {
+        s.limits.webhooks_per_ip.check(ip).map_err(AppError::too_many)?;
+    }
     let secret = s.webhooks.gitlab_secret.as_deref().ok_or_else(not_configured)?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let token = header(gitlab::TOKEN_HEADER).ok_or_else(|| bad_signature("X-Gitlab-Token is missing"))?;

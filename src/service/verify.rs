@@ -14,7 +14,8 @@
 //!
 //! The key cache holds at most [`MAX_CACHED_KEYS`] keys; at the bound, a
 //! miss evicts an arbitrary eighth of them before caching, so a verify of
-//! an uncached key costs one store read, whatever the cache holds.
+//! an uncached key costs one store read, whatever the cache holds. `serve`
+//! preloads the most recently used keys at start.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -137,12 +138,29 @@ impl Verdict {
     }
 }
 
+/// What the verifies since the last flush did, per key id. A hit
+/// allocates nothing: the id is copied once, when the key is first seen.
 #[derive(Default)]
 struct Usage {
-    /// (key id, day) -> (count, last used at)
-    counts: HashMap<(String, i64), (i64, i64)>,
-    /// (key id, hour, outcome) -> verifications
-    outcomes: HashMap<(String, i64, VerifyCode), i64>,
+    keys: HashMap<String, KeyUsage>,
+}
+
+#[derive(Default)]
+struct KeyUsage {
+    /// (day, valid verifies) — one or two days per flush.
+    days: Vec<(i64, i64)>,
+    last_used_at: i64,
+    /// (hour, outcome, verifies)
+    outcomes: Vec<(i64, VerifyCode, i64)>,
+}
+
+impl Usage {
+    fn of(&mut self, key_id: &str) -> &mut KeyUsage {
+        if !self.keys.contains_key(key_id) {
+            self.keys.insert(key_id.to_string(), KeyUsage::default());
+        }
+        self.keys.get_mut(key_id).expect("just inserted")
+    }
 }
 
 pub struct Verifier {
@@ -284,6 +302,26 @@ impl Verifier {
         } else {
             VerifyCode::Valid
         })
+    }
+
+    /// Fills the cache with the most recently used keys, up to its bound,
+    /// so a restart does not send every first verify to the store. A change
+    /// made meanwhile wins: nothing read before it is cached.
+    pub async fn preload(&self) -> Result<usize, StoreError> {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let keys = self.store.recently_used_keys(now_ms(), MAX_CACHED_KEYS as i64).await?;
+        let mut cache = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return Ok(0);
+        }
+        let mut loaded = 0;
+        for key in keys {
+            if let Some(fp) = Fingerprint::from_hex(&key.fingerprint) {
+                cache.entry(fp).or_insert_with(|| Arc::new(key));
+                loaded += 1;
+            }
+        }
+        Ok(loaded)
     }
 
     /// Tells the verifier whether imported keys exist, at once (an import
@@ -513,43 +551,51 @@ impl Verifier {
 
     fn count_use(&self, key_id: &str, now: i64) {
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = usage.counts.entry((key_id.to_string(), now / DAY_MS)).or_insert((0, now));
-        entry.0 += 1;
-        entry.1 = entry.1.max(now);
+        let cell = usage.of(key_id);
+        let day = now / DAY_MS;
+        match cell.days.iter_mut().find(|(d, _)| *d == day) {
+            Some((_, n)) => *n += 1,
+            None => cell.days.push((day, 1)),
+        }
+        cell.last_used_at = cell.last_used_at.max(now);
     }
 
     fn count_outcome(&self, key_id: &str, code: VerifyCode, now: i64) {
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-        *usage.outcomes.entry((key_id.to_string(), now / HOUR_MS, code)).or_insert(0) += 1;
+        let cell = usage.of(key_id);
+        let hour = now / HOUR_MS;
+        match cell.outcomes.iter_mut().find(|(h, c, _)| *h == hour && *c == code) {
+            Some((_, _, n)) => *n += 1,
+            None => cell.outcomes.push((hour, code, 1)),
+        }
     }
 
     /// Writes the counted uses and outcomes to the store in one batch
     /// each, and learns whether imported keys exist.
     pub async fn flush_usage(&self) -> Result<usize, StoreError> {
-        let (taken, outcomes) = {
-            let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-            (std::mem::take(&mut usage.counts), std::mem::take(&mut usage.outcomes))
-        };
-        let verifications: Vec<VerificationDelta> = outcomes
-            .into_iter()
-            .map(|((key_id, hour, code), count)| VerificationDelta {
-                key_id,
-                hour,
-                code: code.as_str(),
-                count,
-            })
-            .collect();
+        let taken = std::mem::take(&mut self.usage.lock().unwrap_or_else(|e| e.into_inner()).keys);
+        let mut batch = Vec::new();
+        let mut verifications = Vec::new();
+        for (key_id, cell) in taken {
+            for (hour, code, count) in cell.outcomes {
+                verifications.push(VerificationDelta {
+                    key_id: key_id.clone(),
+                    hour,
+                    code: code.as_str(),
+                    count,
+                });
+            }
+            for (day, count) in cell.days {
+                batch.push(UsageDelta {
+                    key_id: key_id.clone(),
+                    day,
+                    count,
+                    last_used_at: cell.last_used_at,
+                });
+            }
+        }
         self.store.apply_verifications(&verifications).await?;
         self.set_imports_exist(self.store.has_imported_keys().await?);
-        let batch: Vec<UsageDelta> = taken
-            .into_iter()
-            .map(|((key_id, day), (count, last_used_at))| UsageDelta {
-                key_id,
-                day,
-                count,
-                last_used_at,
-            })
-            .collect();
         self.store.apply_usage(&batch).await?;
         Ok(batch.len())
     }

@@ -332,6 +332,17 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// Keys that work or may, most recently used first: what a verifier
+    /// loads into its cache at start.
+    pub async fn recently_used_keys(&self, now: i64, limit: i64) -> Result<Vec<ApiKey>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE revoked_at IS NULL OR revoked_at > $1 \
+             ORDER BY last_used_at DESC NULLS LAST, created_at DESC LIMIT $2"
+        );
+        let rows = sqlx::query(&sql).bind(now).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// Whether any key came in through an import: only then does verify
     /// look up tokens that are not in keyward's format.
     pub async fn has_imported_keys(&self) -> Result<bool, StoreError> {

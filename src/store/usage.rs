@@ -16,6 +16,35 @@ pub struct VerificationDelta {
     pub count: i64,
 }
 
+/// Rows per multi-row statement: well under SQLite's 32,766 parameters.
+const ROWS_PER_STATEMENT: usize = 400;
+
+/// `($1, $2), ($3, $4), …` for `rows` rows of `columns` values; with a
+/// cast type, every value but the first of a row is cast to it (a VALUES
+/// list gives PostgreSQL no column to infer the type from).
+fn placeholders(rows: usize, columns: usize, cast: &str) -> String {
+    let mut out = String::new();
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..columns {
+            let n = r * columns + c + 1;
+            if c > 0 {
+                out.push_str(", ");
+            }
+            if c > 0 && !cast.is_empty() {
+                out.push_str(&format!("CAST(${n} AS {cast})"));
+            } else {
+                out.push_str(&format!("${n}"));
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
 /// One row of the usage series: (hour or day start in ms, code, count).
 pub type UsageRow = (i64, String, i64);
 
@@ -30,26 +59,36 @@ pub struct UsageDelta {
 }
 
 impl Store {
+    /// Adds a batch of uses and moves each key's last use forward, a few
+    /// hundred rows per statement: a flush after a busy second over many
+    /// keys stays a handful of statements, not thousands.
     pub async fn apply_usage(&self, batch: &[UsageDelta]) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        for d in batch {
-            sqlx::query(
-                "INSERT INTO key_usage (key_id, day, count) VALUES ($1, $2, $3) \
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO key_usage (key_id, day, count) VALUES {} \
                  ON CONFLICT (key_id, day) DO UPDATE SET count = key_usage.count + excluded.count",
-            )
-            .bind(&d.key_id)
-            .bind(d.day)
-            .bind(d.count)
-            .execute(&mut *tx.inner)
-            .await?;
-            sqlx::query("UPDATE api_keys SET last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $1 THEN $1 ELSE last_used_at END WHERE id = $2")
-                .bind(d.last_used_at)
-                .bind(&d.key_id)
-                .execute(&mut *tx.inner)
-                .await?;
+                placeholders(chunk.len(), 3, "")
+            );
+            let mut query = sqlx::query(&sql);
+            for d in chunk {
+                query = query.bind(&d.key_id).bind(d.day).bind(d.count);
+            }
+            query.execute(&mut *tx.inner).await?;
+            let sql = format!(
+                "WITH v (id, t) AS (VALUES {}) UPDATE api_keys SET last_used_at = \
+                 CASE WHEN last_used_at IS NULL OR last_used_at < v.t THEN v.t ELSE last_used_at END \
+                 FROM v WHERE api_keys.id = v.id",
+                placeholders(chunk.len(), 2, "BIGINT")
+            );
+            let mut query = sqlx::query(&sql);
+            for d in chunk {
+                query = query.bind(&d.key_id).bind(d.last_used_at);
+            }
+            query.execute(&mut *tx.inner).await?;
         }
         tx.commit().await
     }
@@ -59,17 +98,17 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        for d in batch {
-            sqlx::query(
-                "INSERT INTO key_verifications (key_id, hour, code, count) VALUES ($1, $2, $3, $4) \
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO key_verifications (key_id, hour, code, count) VALUES {} \
                  ON CONFLICT (key_id, hour, code) DO UPDATE SET count = key_verifications.count + excluded.count",
-            )
-            .bind(&d.key_id)
-            .bind(d.hour)
-            .bind(d.code)
-            .bind(d.count)
-            .execute(&mut *tx.inner)
-            .await?;
+                placeholders(chunk.len(), 4, "")
+            );
+            let mut query = sqlx::query(&sql);
+            for d in chunk {
+                query = query.bind(&d.key_id).bind(d.hour).bind(d.code).bind(d.count);
+            }
+            query.execute(&mut *tx.inner).await?;
         }
         tx.commit().await
     }

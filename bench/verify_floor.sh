@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Verify against the HTTP floor, in one run on one server: wrk on the
+# server's own /healthz, then POST /v1/keys/verify for a hot key, a key
+# with two rate limits, a key with credits, and 20,000 keys in random
+# order (a cold pass right after a restart, then warm passes).
+#
+#   bench/verify_floor.sh [SECONDS] [CONNECTIONS]   (needs wrk and python3)
+#
+# Server and load generator share the machine's two cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_RUN=${1:-15}
+CONNECTIONS=${2:-32}
+KEYS=${KEYS:-20000}
+cargo build --release --quiet
+KW=$PWD/target/release/keyward
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+export KEYWARD_PEPPER=$(python3 -c 'print("42" * 32)')
+# Keep wrk, not the limiter, the bottleneck.
+export KEYWARD_RATE_VERIFY_PER_IP=10000000 KEYWARD_RATE_VERIFY_PER_KEY=10000000
+
+start() {
+  "$KW" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" > "$WORK/out" 2> "$WORK/log" &
+  PID=$!
+  for _ in $(seq 100); do grep -q "listening" "$WORK/out" 2>/dev/null && break; sleep 0.1; done
+  URL=$(sed -n 's/^keyward listening on //p' "$WORK/out")
+}
+
+start
+ADMIN=$(sed -n 's/^admin key (shown once, store it now): //p' "$WORK/out")
+PROJECT=$(sed -n 's/^project: //p' "$WORK/out")
+create() {
+  curl -s -H "Authorization: Bearer $ADMIN" -d "$1" "$URL/v1/projects/$PROJECT/keys" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])'
+}
+HOT=$(create '{"name":"hot","scopes":["analytics:read"]}')
+LIMITED=$(create '{"name":"limited","scopes":["analytics:read"],"ratelimits":[{"name":"second","limit":1000000000,"duration_ms":1000},{"name":"hour","limit":1000000000,"duration_ms":3600000}]}')
+CREDITED=$(create '{"name":"credited","scopes":["analytics:read"],"credits":{"remaining":1000000000}}')
+
+echo "== making $KEYS keys"
+python3 - "$URL" "$ADMIN" "$PROJECT" "$KEYS" > "$WORK/many.txt" <<'PY'
+import json, random, sys, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+url, admin, project, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def make(i):
+    body = json.dumps({"name": f"m{i}", "scopes": []}).encode()
+    req = urllib.request.Request(f"{url}/v1/projects/{project}/keys", data=body, headers={"Authorization": f"Bearer {admin}"})
+    return json.load(urllib.request.urlopen(req))["secret"]
+with ThreadPoolExecutor(8) as pool:
+    secrets = list(pool.map(make, range(n)))
+random.seed(7)
+random.shuffle(secrets)
+print("\n".join(secrets))
+PY
+
+lua_one() {
+  cat > "$WORK/$1.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"key":"$2","scope":"analytics:read","mode":"live"}'
+LUA
+}
+lua_one hot "$HOT"
+lua_one limited "$LIMITED"
+lua_one credited "$CREDITED"
+# The same request-making script over one key: the baseline for the many
+# keys, since making each request in Lua costs wrk time on these cores too.
+head -n 1 "$WORK/many.txt" > "$WORK/one.txt"
+many_lua() {
+  cat > "$WORK/$1.lua" <<LUA
+local keys = {}
+for line in io.lines("$WORK/$1.txt") do keys[#keys + 1] = line end
+local threads, counter = 0, 0
+function setup(thread) thread:set("id", threads); threads = threads + 1 end
+function init(args) counter = id end
+function request()
+  counter = counter + 2
+  local key = keys[counter % #keys + 1]
+  return wrk.format("POST", "/v1/keys/verify", {["Content-Type"] = "application/json"}, '{"key":"' .. key .. '"}')
+end
+LUA
+}
+many_lua many
+many_lua one
+
+load() {
+  echo "### $1"
+  wrk -t2 -c"$CONNECTIONS" -d"$2" --latency ${3:+-s "$3"} "$URL${4:-/v1/keys/verify}" | grep -E "Requests/sec|^ +(50|90|99)%|Socket errors|Non-2xx"
+}
+
+load healthz "${SECONDS_PER_RUN}s" "" /healthz
+load hot_key "${SECONDS_PER_RUN}s" "$WORK/hot.lua"
+load two_rate_limits "${SECONDS_PER_RUN}s" "$WORK/limited.lua"
+load credits "${SECONDS_PER_RUN}s" "$WORK/credited.lua"
+load one_key_same_script "${SECONDS_PER_RUN}s" "$WORK/one.lua"
+# Made after the start, so not cached: each first verify reads the store.
+load many_keys_cold_uncached 2s "$WORK/many.lua"
+# A restart empties the cache, and serve preloads the recently used keys.
+kill -TERM "$PID"; wait "$PID" || true
+start
+sleep 1
+load many_keys_after_restart 2s "$WORK/many.lua"
+load many_keys_warm "${SECONDS_PER_RUN}s" "$WORK/many.lua"
+load healthz_again "${SECONDS_PER_RUN}s" "" /healthz
+echo "log lines written by serve during the runs: $(wc -l < "$WORK/log")"
