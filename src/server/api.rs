@@ -185,7 +185,7 @@ pub async fn verify(
     State(s): State<AppState>,
     extensions: axum::http::Extensions,
     JsonBody(body): JsonBody<VerifyRequest>,
-) -> Result<Json<VerifyResponse>, AppError> {
+) -> Result<Response, AppError> {
     if let Some(ip) = super::client::ClientIp::of(&extensions) {
         s.limits.verify_per_ip.check(ip).map_err(AppError::too_many)?;
     }
@@ -214,7 +214,7 @@ pub async fn verify(
         .verify(&body.key, ask)
         .await
         .map_err(crate::service::ServiceError::Store)?;
-    Ok(Json(VerifyResponse::new(&verdict)))
+    Ok(Json(VerifyResponse::new(&verdict)).into_response())
 }
 
 #[utoipa::path(security(("bearer" = [])), put, path = "/v1/projects/{project_id}/entitlements/{product}", params(("project_id" = String, Path), ("product" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$")), request_body = SetEntitlement, responses(Errors, (status = 200, body = EntitlementView)))]

@@ -288,29 +288,36 @@ pub struct VerifyRequest {
     pub cost: Option<i64>,
 }
 
+/// The answer to a verify, borrowed from the verdict: the hot path copies
+/// no string to write it.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct VerifyResponse {
+pub struct VerifyResponse<'a> {
     pub valid: bool,
     pub code: VerifyCode,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub key_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub project_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub project_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scopes: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub scopes: Option<&'a [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub meta: Option<serde_json::Value>,
+    pub meta: Option<&'a serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub external_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub external_id: Option<&'a str>,
     /// Present when the key has a credit limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credits: Option<CreditsLeft>,
@@ -318,21 +325,21 @@ pub struct VerifyResponse {
     pub ratelimits: Option<Vec<RateLimitView>>,
 }
 
-impl VerifyResponse {
-    pub fn new(verdict: &crate::service::Verdict) -> VerifyResponse {
+impl<'a> VerifyResponse<'a> {
+    pub fn new(verdict: &'a crate::service::Verdict) -> VerifyResponse<'a> {
         let key = verdict.key.as_deref();
         VerifyResponse {
             valid: verdict.valid(),
             code: verdict.code,
-            key_id: key.map(|k| k.id.clone()),
-            project_id: key.map(|k| k.project_id.clone()),
+            key_id: key.map(|k| k.id.as_str()),
+            project_id: key.map(|k| k.project_id.as_str()),
             mode: key.map(|k| k.mode),
-            scopes: key.map(|k| k.scopes.clone()),
+            scopes: key.map(|k| k.scopes.as_slice()),
             expires_at: key.and_then(|k| k.expires_at).map(rfc3339),
-            name: key.map(|k| k.name.clone()),
+            name: key.map(|k| k.name.as_str()),
             enabled: key.map(|k| k.enabled),
-            meta: key.map(|k| k.meta.clone()),
-            external_id: key.and_then(|k| k.external_id.clone()),
+            meta: key.map(|k| &k.meta),
+            external_id: key.and_then(|k| k.external_id.as_deref()),
             credits: verdict.credits_remaining.map(|remaining| CreditsLeft { remaining }),
             ratelimits: key.filter(|k| !k.ratelimits.is_empty()).map(|_| {
                 verdict

@@ -224,8 +224,8 @@ impl Verifier {
         let started = std::time::Instant::now();
         let verdict = self.judge(token, ask).await?;
         crate::metrics::METRICS.verified(verdict.code, started.elapsed());
-        if let Some(key) = verdict.key.as_ref().filter(|_| ask.metered) {
-            self.count_outcome(&key.id, verdict.code, now_ms());
+        if let Some(key) = &verdict.key {
+            self.record(&key.id, verdict.code, ask.metered, now_ms());
         }
         Ok(verdict)
     }
@@ -276,7 +276,6 @@ impl Verifier {
                 return Ok(verdict);
             }
         }
-        self.count_use(&key.id, now);
         Ok(verdict)
     }
 
@@ -549,24 +548,26 @@ impl Verifier {
         }
     }
 
-    fn count_use(&self, key_id: &str, now: i64) {
+    /// Counts one verify under one lock: a valid one as a use (the key's
+    /// last use moves on), and its outcome for the usage charts when it
+    /// is metered.
+    fn record(&self, key_id: &str, code: VerifyCode, metered: bool, now: i64) {
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         let cell = usage.of(key_id);
-        let day = now / DAY_MS;
-        match cell.days.iter_mut().find(|(d, _)| *d == day) {
-            Some((_, n)) => *n += 1,
-            None => cell.days.push((day, 1)),
+        if code == VerifyCode::Valid {
+            let day = now / DAY_MS;
+            match cell.days.iter_mut().find(|(d, _)| *d == day) {
+                Some((_, n)) => *n += 1,
+                None => cell.days.push((day, 1)),
+            }
+            cell.last_used_at = cell.last_used_at.max(now);
         }
-        cell.last_used_at = cell.last_used_at.max(now);
-    }
-
-    fn count_outcome(&self, key_id: &str, code: VerifyCode, now: i64) {
-        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-        let cell = usage.of(key_id);
-        let hour = now / HOUR_MS;
-        match cell.outcomes.iter_mut().find(|(h, c, _)| *h == hour && *c == code) {
-            Some((_, _, n)) => *n += 1,
-            None => cell.outcomes.push((hour, code, 1)),
+        if metered {
+            let hour = now / HOUR_MS;
+            match cell.outcomes.iter_mut().find(|(h, c, _)| *h == hour && *c == code) {
+                Some((_, _, n)) => *n += 1,
+                None => cell.outcomes.push((hour, code, 1)),
+            }
         }
     }
 
