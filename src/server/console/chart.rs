@@ -10,6 +10,8 @@ use crate::service::UsageSeries;
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 160.0;
 const AXIS: f64 = 24.0;
+/// Room above the bars for the peak's label.
+const HEADROOM: f64 = 16.0;
 
 /// Stacked bars per bucket: valid verifications below, refused above.
 pub fn usage_svg(series: &UsageSeries, caption: &str, bucket: &str) -> String {
@@ -28,8 +30,8 @@ pub fn usage_svg(series: &UsageSeries, caption: &str, bucket: &str) -> String {
     for (i, (start, valid, refused)) in totals.iter().enumerate() {
         let x = i as f64 * slot + slot * 0.1;
         let w = (slot * 0.8).max(1.0);
-        let h_valid = *valid as f64 / peak as f64 * (HEIGHT - AXIS);
-        let h_refused = *refused as f64 / peak as f64 * (HEIGHT - AXIS);
+        let h_valid = *valid as f64 / peak as f64 * (HEIGHT - AXIS - HEADROOM);
+        let h_refused = *refused as f64 / peak as f64 * (HEIGHT - AXIS - HEADROOM);
         let stamp = crate::time::rfc3339(*start).replace('T', " ");
         let when = esc(stamp.get(..16).unwrap_or(&stamp));
         let _ = write!(
