@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::service::VerifyCode;
+use crate::keys::verdict::VerifyCode;
 
 /// Upper bounds of the verify latency histogram, in seconds.
 pub const VERIFY_BUCKETS: [f64; 9] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25];

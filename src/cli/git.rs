@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::Reported;
-use super::scan::{oversized_line, ScanArgs, Scanned};
+use super::scanning::{oversized_line, ScanArgs, Scanned};
 use keyward::engine::Engine;
 use keyward::sources::files::IGNORE_FILE;
 use keyward::sources::git::{self as source, GitOptions, GitScan, Progress, PushedRef, MAX_BLOB_BYTES, MAX_TREE_DEPTH};

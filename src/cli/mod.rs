@@ -8,6 +8,7 @@ mod hook;
 mod output;
 mod rules;
 mod scan;
+mod scanning;
 mod serve;
 
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Scan files, directories or stdin (`-`) for secrets.
-    Scan(scan::ScanArgs),
+    Scan(scanning::ScanArgs),
     /// Install or remove the git hooks that stop a key before it is committed or pushed.
     Hook {
         #[command(subcommand)]

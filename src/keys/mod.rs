@@ -6,6 +6,7 @@ pub mod fingerprint;
 pub mod limits;
 pub mod scopes;
 pub mod token;
+pub mod verdict;
 
 /// Key names: letters, digits and `_`, 1 to 64 characters.
 pub fn valid_name(name: &str) -> bool {

@@ -8,7 +8,7 @@ use axum::Json;
 use sha2::{Digest, Sha256};
 
 use super::dto::*;
-use super::openapi::Errors;
+use super::error::Errors;
 use super::{AppError, AppState, Authed, JsonBody, Params};
 use crate::service::NewKey;
 use crate::store::{now_ms, KeyUpdate, RevokeReason};

@@ -1,63 +1,13 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
 use axum::Json;
-use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use super::dto::*;
+use super::error::{ErrorBody, ErrorDetail, Errors};
 use super::{api, partners, status, webhooks};
 use crate::service::VerifyCode;
-
-/// Every error: `{"error": {"code", "message"}}`, never internals.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// malformed, unauthenticated, forbidden, test_mode, not_entitled,
-    /// not_found, conflict, too_large, invalid, rate_limited, internal,
-    /// unavailable, not_configured, bad_signature
-    pub code: String,
-    pub message: String,
-}
-
-/// The errors any route may answer.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub enum Errors {
-    /// Malformed JSON, invalid UTF-8, or a NUL in the URL.
-    #[response(status = 400)]
-    Malformed(ErrorBody),
-    /// No key, an unknown or revoked one, or a bad webhook signature.
-    #[response(status = 401)]
-    Unauthenticated(ErrorBody),
-    /// Scope, role, test mode, deployment owner or plan gate.
-    #[response(status = 403)]
-    Forbidden(ErrorBody),
-    /// Missing, or out of the caller's reach.
-    #[response(status = 404)]
-    NotFound(ErrorBody),
-    /// A name taken, the default key, the last owner.
-    #[response(status = 409)]
-    Conflict(ErrorBody),
-    /// The body is over the route's limit.
-    #[response(status = 413)]
-    TooLarge(ErrorBody),
-    /// Well-formed, but not valid: types, enums, bounds, unknown fields.
-    #[response(status = 422)]
-    Invalid(ErrorBody),
-    /// Over a rate limit; see `Retry-After`.
-    #[response(status = 429, headers(("Retry-After" = u64, description = "seconds")))]
-    RateLimited(ErrorBody),
-    #[response(status = 500)]
-    Internal(ErrorBody),
-    /// The database does not answer, or an endpoint is not configured.
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
-}
 
 /// `Authorization: Bearer <keyward secret key>` on the management API.
 struct BearerKey;

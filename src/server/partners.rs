@@ -21,7 +21,7 @@ const MAX_REPORTS: usize = 1000;
 #[utoipa::path(post, path = "/partners/github/secret-scanning",
     params(("GITHUB-PUBLIC-KEY-IDENTIFIER" = String, Header), ("GITHUB-PUBLIC-KEY-SIGNATURE" = String, Header)),
     request_body(content = Vec<Object>, description = "`[{token, type, url, source}]`"),
-    responses((status = 200, description = "`[{token_hash, token_type, label}]`", body = Vec<Object>), super::openapi::Errors))]
+    responses((status = 200, description = "`[{token_hash, token_type, label}]`", body = Vec<Object>), super::error::Errors))]
 pub async fn github(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Json<Vec<Label>>, AppError> {
     let keys = s.github_keys.clone();
     handle(&s, Provider::GitHub, keys.as_deref(), &headers, &body).await
@@ -31,7 +31,7 @@ pub async fn github(State(s): State<AppState>, headers: HeaderMap, body: Bytes) 
 #[utoipa::path(post, path = "/partners/gitlab/secret-detection",
     params(("Gitlab-Public-Key-Identifier" = String, Header), ("Gitlab-Public-Key-Signature" = String, Header)),
     request_body(content = Vec<Object>, description = "`[{token, type, url, source}]`"),
-    responses((status = 200, description = "`[{token_hash, token_type, label}]`", body = Vec<Object>), super::openapi::Errors))]
+    responses((status = 200, description = "`[{token_hash, token_type, label}]`", body = Vec<Object>), super::error::Errors))]
 pub async fn gitlab(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Json<Vec<Label>>, AppError> {
     let keys = s.gitlab_keys.clone();
     handle(&s, Provider::GitLab, keys.as_deref(), &headers, &body).await

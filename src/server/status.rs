@@ -12,7 +12,7 @@ use crate::service::ServiceError;
 use crate::store::SourceStatus;
 
 #[utoipa::path(get, path = "/v1/sources", security(("bearer" = [])),
-    responses((status = 200, description = "every leak source's health: `{sources: [{name, kind, events, errors, last_event_at, last_ok_at, lag_ms, last_error}]}`", body = Object), super::openapi::Errors))]
+    responses((status = 200, description = "every leak source's health: `{sources: [{name, kind, events, errors, last_event_at, last_ok_at, lag_ms, last_error}]}`", body = Object), super::error::Errors))]
 pub async fn sources(State(s): State<AppState>, Authed(caller): Authed) -> Result<Json<Value>, AppError> {
     let statuses = s.service.source_statuses(&caller).await?;
     let shown: Vec<Value> = statuses.iter().map(source_json).collect();
@@ -61,7 +61,7 @@ const SOURCE_METRICS: [SourceMetric; 4] = [
 ];
 
 #[utoipa::path(get, path = "/metrics",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"), super::openapi::Errors))]
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"), super::error::Errors))]
 pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, AppError> {
     let store = s.service.store();
     let unavailable = |e| AppError::from(ServiceError::from(e));

@@ -48,7 +48,7 @@ type Answer = (StatusCode, Json<Value>);
     params(("X-Hub-Signature-256" = String, Header), ("X-GitHub-Event" = String, Header), ("X-GitHub-Delivery" = String, Header)),
     request_body(content = Object, description = "GitHub's push (or ping) event"),
     responses((status = 202, description = "queued (or an event type that is ignored)", body = Object),
-        (status = 200, description = "pong, or a duplicate of a delivery already recorded", body = Object), super::openapi::Errors))]
+        (status = 200, description = "pong, or a duplicate of a delivery already recorded", body = Object), super::error::Errors))]
 pub async fn github(State(s): State<AppState>, extensions: Extensions, headers: HeaderMap, body: Bytes) -> Result<Answer, AppError> {
     if let Some(ip) = super::client::ClientIp::of(&extensions) {
         s.limits.webhooks_per_ip.check(ip).map_err(AppError::too_many)?;
@@ -76,7 +76,7 @@ pub async fn github(State(s): State<AppState>, extensions: Extensions, headers: 
     params(("X-Gitlab-Token" = String, Header), ("X-Gitlab-Event" = String, Header)),
     request_body(content = Object, description = "GitLab's Push Hook"),
     responses((status = 202, description = "queued (or an event that is ignored)", body = Object),
-        (status = 200, description = "a duplicate of a push already recorded", body = Object), super::openapi::Errors))]
+        (status = 200, description = "a duplicate of a push already recorded", body = Object), super::error::Errors))]
 pub async fn gitlab(State(s): State<AppState>, extensions: Extensions, headers: HeaderMap, body: Bytes) -> Result<Answer, AppError> {
     if let Some(ip) = super::client::ClientIp::of(&extensions) {
         s.limits.webhooks_per_ip.check(ip).map_err(AppError::too_many)?;

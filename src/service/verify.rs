@@ -27,59 +27,11 @@ use super::ratelimit::{LimitState, RateLimiter};
 use crate::keys::fingerprint::{Fingerprint, Fingerprinter};
 use crate::keys::scopes;
 use crate::keys::token::{self, Mode};
+pub use crate::keys::verdict::VerifyCode;
 use crate::store::{now_ms, ApiKey, EntitlementState, Store, StoreError, UsageDelta, VerificationDelta};
 
 /// Keys the verify cache holds at most.
 pub const MAX_CACHED_KEYS: usize = 100_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum VerifyCode {
-    Valid,
-    Malformed,
-    NotFound,
-    Revoked,
-    Expired,
-    WrongMode,
-    InsufficientScope,
-    NotEntitled,
-    Disabled,
-    RateLimited,
-    UsageExceeded,
-}
-
-impl VerifyCode {
-    /// Every code, in declaration order (`code as usize` indexes it).
-    pub const ALL: [VerifyCode; 11] = [
-        VerifyCode::Valid,
-        VerifyCode::Malformed,
-        VerifyCode::NotFound,
-        VerifyCode::Revoked,
-        VerifyCode::Expired,
-        VerifyCode::WrongMode,
-        VerifyCode::InsufficientScope,
-        VerifyCode::NotEntitled,
-        VerifyCode::Disabled,
-        VerifyCode::RateLimited,
-        VerifyCode::UsageExceeded,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VerifyCode::Valid => "VALID",
-            VerifyCode::Malformed => "MALFORMED",
-            VerifyCode::NotFound => "NOT_FOUND",
-            VerifyCode::Revoked => "REVOKED",
-            VerifyCode::Expired => "EXPIRED",
-            VerifyCode::WrongMode => "WRONG_MODE",
-            VerifyCode::InsufficientScope => "INSUFFICIENT_SCOPE",
-            VerifyCode::NotEntitled => "NOT_ENTITLED",
-            VerifyCode::Disabled => "DISABLED",
-            VerifyCode::RateLimited => "RATE_LIMITED",
-            VerifyCode::UsageExceeded => "USAGE_EXCEEDED",
-        }
-    }
-}
 
 /// What a verify asks beyond the token.
 #[derive(Debug, Clone, Copy)]

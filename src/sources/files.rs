@@ -25,7 +25,7 @@ pub const IGNORE_FILE: &str = ".keywardignore";
 
 /// Files larger than this are skipped and reported unless told otherwise:
 /// the same limit as for git blobs.
-pub const DEFAULT_MAX_FILE_BYTES: u64 = super::git::MAX_BLOB_BYTES;
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 256 << 20;
 
 /// How many leading bytes decide whether a file is binary (as git does).
 const BINARY_SNIFF: usize = 8192;

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::pages::esc;
+use super::escape::esc;
 use crate::service::UsageSeries;
 
 const WIDTH: f64 = 720.0;

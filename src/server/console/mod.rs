@@ -15,6 +15,7 @@
 //! forged `X-Forwarded-For` buys nothing.
 
 mod chart;
+mod escape;
 mod forms;
 mod pages;
 

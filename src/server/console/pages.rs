@@ -7,26 +7,11 @@ use std::fmt::Write as _;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
+pub use super::escape::esc;
 use super::forms::{Fields, CONFIRMATIONS, CONFIRM_SERVICE_ROLE, PRESETS};
 use super::{products, requires_upgrade, Person, ProjectView, KEY_MANAGEMENT};
 use crate::keys::scopes::Catalog;
 use crate::store::{ApiKey, AuditEvent, Incident, Place, Role};
-
-/// HTML-escapes text for element content and quoted attributes.
-pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// `2026-12-01 21:22`: the RFC 3339 text up to the minute.
 fn date(ms: Option<i64>) -> String {

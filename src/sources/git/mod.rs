@@ -23,7 +23,7 @@ pub use history::scan_history;
 
 /// Blobs larger than this are counted and skipped: gix inflates a blob whole,
 /// and no key hides in a quarter gigabyte of generated data.
-pub const MAX_BLOB_BYTES: u64 = 256 << 20;
+pub const MAX_BLOB_BYTES: u64 = super::files::DEFAULT_MAX_FILE_BYTES;
 
 /// Trees nested deeper than this are not entered, and are reported as
 /// skipped: git's own `core.maxTreeDepth` default. Walks keep their own
