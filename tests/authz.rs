@@ -410,6 +410,7 @@ fn api_rows() -> Vec<Row<13>> {
             Body::None,
             [403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 401]
         ),
+        row!("GET", "/", "the index", Project, Body::None, PUBLIC),
         row!("GET", "/metrics", "scrape metrics", Project, Body::None, PUBLIC),
         row!("GET", "/healthz", "health", Project, Body::None, PUBLIC),
         row!("GET", "/readyz", "readiness", Project, Body::None, PUBLIC),

@@ -275,6 +275,25 @@ async fn the_usage_chart_is_on_the_keys_page_and_the_keys_own_page() {
     b.client.clone().close().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_asking_for_the_root_lands_on_sign_in_and_a_client_gets_an_index() {
+    let s = common::Server::start(common::Backend::Sqlite).await.unwrap();
+    let browser = reqwest::Client::new()
+        .get(format!("{}/", s.base))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(browser.url().path(), "/console/login");
+    assert_eq!(browser.status(), 200);
+    assert!(browser.text().await.unwrap().contains("Sign in"));
+    let (status, index) = s.call(None, "GET", "/", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(index["console"], "/console");
+    assert_eq!(index["openapi"], "/v1/openapi.json");
+    assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
+}
+
 /// A console session over plain HTTP: its cookie and CSRF token.
 struct Http {
     base: String,

@@ -25,14 +25,19 @@ pub enum KeysCommand {
     Create {
         #[command(flatten)]
         endpoint: Endpoint,
+        /// The project's id (proj_…).
         #[arg(long)]
         project: String,
+        /// Letters, digits and `_`; unique among the project's keys.
         #[arg(long)]
         name: String,
+        /// What the key is for.
         #[arg(long, default_value = "")]
         description: String,
+        /// `secret` (server-side) or `publishable` (meant to be public).
         #[arg(long, default_value = "secret", value_parser = ["secret", "publishable"])]
         kind: String,
+        /// `live` or `test` traffic.
         #[arg(long, default_value = "live", value_parser = ["live", "test"])]
         mode: String,
         /// A scope such as `analytics:read` (repeatable).
@@ -46,18 +51,24 @@ pub enum KeysCommand {
     List {
         #[command(flatten)]
         endpoint: Endpoint,
+        /// The project's id (proj_…).
         #[arg(long)]
         project: String,
     },
+    /// Show one key: everything but its secret.
     Get {
         #[command(flatten)]
         endpoint: Endpoint,
+        /// The key's id (key_…).
         key_id: String,
     },
+    /// Revoke a key now; a revoked key never verifies again.
     Revoke {
         #[command(flatten)]
         endpoint: Endpoint,
+        /// The key's id (key_…).
         key_id: String,
+        /// Why, for the audit log.
         #[arg(long, default_value = "manual", value_parser = ["manual", "leaked", "expired", "rotated"])]
         reason: String,
     },
@@ -65,7 +76,9 @@ pub enum KeysCommand {
     Rotate {
         #[command(flatten)]
         endpoint: Endpoint,
+        /// The key's id (key_…).
         key_id: String,
+        /// Seconds the old key keeps working (at most 30 days).
         #[arg(long, default_value_t = 0)]
         overlap: u64,
     },
@@ -77,8 +90,10 @@ pub enum ProjectsCommand {
     Create {
         #[command(flatten)]
         endpoint: Endpoint,
+        /// The project's name.
         name: String,
     },
+    /// List the projects the key can reach: its own.
     List {
         #[command(flatten)]
         endpoint: Endpoint,

@@ -31,6 +31,7 @@ pub enum HookCommand {
     },
     /// Remove keyward's hooks and put back the hooks they chained.
     Uninstall {
+        /// The repository (default: the current directory).
         #[arg(long, default_value = ".")]
         repo: PathBuf,
     },

@@ -16,8 +16,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `0.1.0 (5286d4e1a2b3)`: the version and the commit it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KEYWARD_GIT_COMMIT"), ")");
+
 #[derive(Parser)]
-#[command(name = "keyward", version, about = "API keys that hunt for their own leaks")]
+#[command(name = "keyward", version = VERSION, about = "API keys that hunt for their own leaks")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -116,5 +119,40 @@ impl From<RuleArgs> for keyward::config::RuleSources {
             config: args.config,
             no_config: args.no_config,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command and every flag says what it is for.
+    fn undocumented(command: &clap::Command, path: &str, out: &mut Vec<String>) {
+        let here = format!("{path} {}", command.get_name()).trim().to_string();
+        if command.get_about().is_none() && command.get_long_about().is_none() {
+            out.push(format!("{here}: no help line"));
+        }
+        for arg in command.get_arguments() {
+            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+            if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                out.push(format!("{here} --{}: no help", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            undocumented(sub, &here, out);
+        }
+    }
+
+    #[test]
+    fn every_command_and_flag_has_help() {
+        let mut missing = Vec::new();
+        undocumented(&super::Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+    }
+
+    #[test]
+    fn the_version_names_the_commit() {
+        assert!(super::VERSION.starts_with(env!("CARGO_PKG_VERSION")));
+        assert!(super::VERSION.contains('('), "{}", super::VERSION);
     }
 }

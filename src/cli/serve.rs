@@ -357,6 +357,7 @@ pub enum UsersCommand {
     Create {
         #[command(flatten)]
         store: StoreArgs,
+        /// The person's email: they sign in with it.
         #[arg(long)]
         email: String,
         /// Also make the user a member of this project.

@@ -483,6 +483,39 @@ fn time_param(text: &str) -> Result<i64, AppError> {
     input.to_ms().map_err(AppError::invalid)
 }
 
+/// What `GET /` answers an API client: where things are.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Index {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub console: &'static str,
+    pub openapi: &'static str,
+    pub healthz: &'static str,
+    pub metrics: &'static str,
+}
+
+/// A browser asking for `/` goes to the console; an API client gets an
+/// index of where things are.
+#[utoipa::path(get, path = "/", responses((status = 200, body = Index), (status = 303, description = "to /console, for a browser"), Errors))]
+pub async fn index(headers: axum::http::HeaderMap) -> Response {
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if browser {
+        return axum::response::Redirect::to("/console").into_response();
+    }
+    Json(Index {
+        name: "keyward",
+        version: env!("CARGO_PKG_VERSION"),
+        console: "/console",
+        openapi: "/v1/openapi.json",
+        healthz: "/healthz",
+        metrics: "/metrics",
+    })
+    .into_response()
+}
+
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "the process answers", body = String, content_type = "text/plain"), Errors))]
 pub async fn healthz() -> &'static str {
     "ok"

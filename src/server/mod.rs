@@ -66,6 +66,7 @@ macro_rules! routes {
 pub(crate) use routes;
 
 routes!(API_ROUTES, api_routes, [
+    get "/" => api::index,
     post "/v1/projects" => api::create_project,
     get "/v1/projects" => api::list_projects,
     get "/v1/projects/{project_id}" => api::get_project,

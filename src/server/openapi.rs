@@ -60,6 +60,7 @@ impl Modify for BearerKey {
         api::delete_service_account,
         api::import_keys,
         api::usage,
+        api::index,
         api::healthz,
         api::readyz,
         status::sources,
@@ -73,6 +74,7 @@ impl Modify for BearerKey {
     components(schemas(
         ErrorBody,
         ErrorDetail,
+        api::Index,
         KeyView,
         ProjectView,
         CreateProject,
