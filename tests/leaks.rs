@@ -320,3 +320,24 @@ both_backends_with!(bad_partner_requests_change_nothing, setup, |l: Leaks| async
     assert_eq!(incidents["incidents"].as_array().unwrap().len(), 0);
     assert_eq!(l.webhook.count(), 0);
 });
+
+both_backends!(
+    no_email_is_queued_or_accepted_without_an_smtp_server,
+    |s: common::Server| async move {
+        let settings = format!("/v1/projects/{}/alert-settings", s.project);
+        let (status, body) = s.admin("PUT", &settings, Some(json!({"email": true}))).await;
+        assert_eq!(status, 422, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("SMTP"), "{body}");
+        let (_, shown) = s.admin("GET", &settings, None).await;
+        assert_eq!(shown["email"], false, "email shows as off where it cannot go out");
+        let (_, secret) = s.create_key(json!({"name": "leaky", "scopes": []})).await;
+        let place = keyward::store::Place {
+            source_kind: "test".into(),
+            ..Default::default()
+        };
+        s.responder.report(&secret, &place).await.unwrap();
+        let kinds = common::sql_texts(&s.database_url, "SELECT kind FROM jobs").await;
+        assert!(!kinds.iter().any(|k| k == "alert.email"), "an email job without SMTP: {kinds:?}");
+        assert_eq!(s.code(&secret, None, None).await, "REVOKED");
+    }
+);

@@ -99,7 +99,9 @@ async fn open(args: &StoreArgs, listen: Option<String>) -> Result<Opened> {
         );
     }
     let outbound = keyward::service::outbound::OutboundPolicy::from_setting(settings.allow_private_targets);
-    let service = KeyService::new(store, fingerprinter, catalog, &settings.prefix)?.with_outbound(outbound);
+    let service = KeyService::new(store, fingerprinter, catalog, &settings.prefix)?
+        .with_outbound(outbound)
+        .with_email_alerts(settings.smtp_url.is_some());
     Ok(Opened {
         service: Arc::new(service),
         settings,
@@ -150,6 +152,16 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             println!("admin key (shown once, store it now): {}", issued.secret.expose());
         }
         tracing::info!(database = %opened.settings.database_url_for_display(), "serving");
+        tracing::info!(
+            webhook = "on, for projects that set one",
+            slack = "on, for projects that set one",
+            email = if opened.settings.smtp_url.is_some() {
+                "on"
+            } else {
+                "off: no SMTP server (KEYWARD_SMTP_URL)"
+            },
+            "alert channels"
+        );
         let preloading = service.clone();
         tokio::spawn(async move {
             match preloading.verifier().preload().await {

@@ -104,7 +104,7 @@ impl ExpiryNotices {
             expires_at: Some(crate::time::rfc3339(expires_at)),
         };
         let dedupe = format!("expiring:{}:{nearest}d", key.id);
-        super::queue_deliveries(store, &mut tx, key, &message, &dedupe, 0, now).await?;
+        super::queue_deliveries(&self.service, &mut tx, key, &message, &dedupe, 0, now).await?;
         let data = json!({"expires_at": crate::time::rfc3339(expires_at), "days_before": nearest, "mode": key.mode.as_str()});
         self.service
             .audit(

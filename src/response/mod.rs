@@ -259,15 +259,17 @@ impl LeakResponder {
             expires_at: None,
         };
         let dedupe = format!("alert:{}", incident.id);
-        queue_deliveries(self.service.store(), tx, key, &message, &dedupe, now / ALERT_WINDOW_MS, now).await
+        queue_deliveries(&self.service, tx, key, &message, &dedupe, now / ALERT_WINDOW_MS, now).await
     }
 }
 
 /// Queues `message` on every channel the key's project has set up: its
 /// webhook, its Slack URL, and email to the key's owner and the project's
-/// owners and admins. Each delivery is a job deduplicated per channel.
+/// owners and admins when the deployment has an SMTP server (a channel
+/// that cannot deliver is not queued). Each delivery is a job deduplicated
+/// per channel.
 pub(crate) async fn queue_deliveries(
-    store: &crate::store::Store,
+    service: &KeyService,
     tx: &mut Tx<'_>,
     key: &ApiKey,
     message: &alerts::Alert,
@@ -275,6 +277,7 @@ pub(crate) async fn queue_deliveries(
     round: i64,
     now: i64,
 ) -> Result<(), ServiceError> {
+    let store = service.store();
     let settings = store.alert_settings(&key.project_id).await?;
     let mut channels = Vec::new();
     if !settings.webhook_url.is_empty() {
@@ -288,7 +291,7 @@ pub(crate) async fn queue_deliveries(
             url: settings.slack_webhook_url.clone(),
         });
     }
-    if settings.email {
+    if settings.email && service.email_alerts() {
         let to = store.alert_recipients(&key.project_id, key.owner_user_id.as_deref()).await?;
         if !to.is_empty() {
             channels.push(alerts::Channel::Email { to });

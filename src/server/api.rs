@@ -349,7 +349,7 @@ pub async fn set_alert_settings(
         webhook_url: body.webhook_url,
         webhook_secret: body.webhook_secret,
         slack_webhook_url: body.slack_webhook_url,
-        email: body.email,
+        email: body.email.unwrap_or(s.service.email_alerts()),
     };
     let saved = s
         .service

@@ -593,15 +593,12 @@ pub struct SetAlertSettings {
     #[serde(default)]
     #[schema(max_length = 2000, pattern = "^$|^https?://[^\\u0000]+$")]
     pub slack_webhook_url: String,
-    #[serde(default = "email_on")]
-    pub email: bool,
+    /// Email the key's owner and the project's admins. Default: on when the
+    /// deployment has an SMTP server; `true` without one is refused.
+    pub email: Option<bool>,
     /// `revoke` (default) or `notify_only`.
     #[schema(value_type = Option<LeakPolicy>)]
     pub leak_policy: Option<String>,
-}
-
-fn email_on() -> bool {
-    true
 }
 
 /// Where alerts go, as far as the caller may see: delivery credentials

@@ -164,6 +164,8 @@ pub struct KeyService {
     catalog: Catalog,
     prefix: String,
     outbound: outbound::OutboundPolicy,
+    /// Whether an SMTP server is configured: email alerts are off without one.
+    email_alerts: bool,
 }
 
 impl KeyService {
@@ -179,7 +181,18 @@ impl KeyService {
             catalog,
             prefix: prefix.to_string(),
             outbound: outbound::OutboundPolicy::default(),
+            email_alerts: false,
         })
+    }
+
+    /// Email alerts are on: an SMTP server is configured.
+    pub fn with_email_alerts(mut self, on: bool) -> KeyService {
+        self.email_alerts = on;
+        self
+    }
+
+    pub fn email_alerts(&self) -> bool {
+        self.email_alerts
     }
 
     /// Where admin-set alert URLs may point (internal addresses refused by
@@ -1128,6 +1141,11 @@ impl KeyService {
                     .map_err(|e| ServiceError::Invalid(e.to_string()))?;
             }
         }
+        if settings.email && !self.email_alerts {
+            return Err(ServiceError::Invalid(
+                "email alerts need an SMTP server: set KEYWARD_SMTP_URL (or [alerts] smtp_url) first".into(),
+            ));
+        }
         if !settings.webhook_url.is_empty() && settings.webhook_secret.len() < 16 {
             return Err(ServiceError::Invalid("webhook_secret must be at least 16 characters".into()));
         }
@@ -1151,7 +1169,9 @@ impl KeyService {
     /// the channels point (Owners and Admins) or only whether they are set.
     pub async fn alert_settings(&self, caller: &Caller, project_id: &str) -> Result<(AlertSettings, bool), ServiceError> {
         let role = self.view_project(caller, project_id, Action::ViewKeys).await?;
-        let settings = self.store.alert_settings(project_id).await?;
+        let mut settings = self.store.alert_settings(project_id).await?;
+        // Email is on only where it can go out.
+        settings.email &= self.email_alerts;
         Ok((settings, role >= Role::Admin))
     }
 

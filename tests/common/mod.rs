@@ -85,7 +85,8 @@ impl Server {
         let service = Arc::new(
             KeyService::new(store, Fingerprinter::new(&[7u8; 32]).unwrap(), Catalog::default(), "kw")
                 .unwrap()
-                .with_outbound(outbound),
+                .with_outbound(outbound)
+                .with_email_alerts(setup.smtp_url.is_some()),
         );
         let (project, issued, _) = service.bootstrap("owner@example.com", "first").await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
