@@ -255,6 +255,8 @@ pub struct RuleSources {
     pub config: Option<PathBuf>,
     /// Do not read `./keyward.toml` (a file given as `config` still is).
     pub no_config: bool,
+    /// Scan with the given rule files only, not the shipped ones.
+    pub no_builtin: bool,
 }
 
 /// What `keyward scan` takes from flags and configuration.
@@ -281,7 +283,11 @@ pub fn load_scan(sources: &RuleSources) -> Result<ScanSettings, ConfigError> {
             (Config::load(None)?, found)
         }
     };
-    let mut rules = RuleSet::builtin();
+    let mut rules = if sources.no_builtin {
+        RuleSet::default()
+    } else {
+        RuleSet::builtin()
+    };
     for path in &sources.rule_paths {
         add_rule_path(&mut rules, path, None)?;
     }

@@ -83,6 +83,9 @@ pub struct RuleArgs {
     /// (a pull request in CI). A file given with --config is still read.
     #[arg(long, env = "KEYWARD_NO_CONFIG", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_config: bool,
+    /// Use only the rule files given with --rules, none of the shipped ones.
+    #[arg(long)]
+    pub no_builtin_rules: bool,
 }
 
 pub const EXIT_CLEAN: u8 = 0;
@@ -118,6 +121,7 @@ impl From<RuleArgs> for keyward::config::RuleSources {
             rule_paths: args.rule_paths,
             config: args.config,
             no_config: args.no_config,
+            no_builtin: args.no_builtin_rules,
         }
     }
 }

@@ -9,11 +9,14 @@ use keyward::engine::{Engine, EngineOptions, Rule, RuleSet};
 
 #[derive(Subcommand)]
 pub enum RulesCommand {
-    /// Print every rule: id, prefixes, body shape, checksum, confidence, severity.
+    /// Print every rule: id, family, severity, checksum, revoker, prefixes.
     List {
         #[command(flatten)]
         rules: RuleArgs,
-        /// Print JSON instead of a table.
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+        /// Same as --format json.
         #[arg(long)]
         json: bool,
     },
@@ -24,9 +27,15 @@ pub enum RulesCommand {
     },
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
 pub fn run(command: RulesCommand) -> Result<u8> {
     match command {
-        RulesCommand::List { rules, json } => list(&load_rules(&rules.into())?, json),
+        RulesCommand::List { rules, format, json } => list(&load_rules(&rules.into())?, json || format == ListFormat::Json),
         RulesCommand::Check { rules } => check(load_rules(&rules.into())?),
     }
 }
@@ -37,31 +46,43 @@ fn list(rules: &RuleSet, json: bool) -> Result<u8> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(EXIT_CLEAN);
     }
-    println!("{:<30} {:<9} {:<10} {:<22} PREFIXES", "ID", "SEVERITY", "CONFIDENCE", "CHECKSUM");
+    println!(
+        "{:<34} {:<30} {:<9} {:<13} {:<13} PREFIXES",
+        "ID", "FAMILY", "SEVERITY", "CHECKSUM", "REVOKE"
+    );
     for r in rules.rules() {
         println!(
-            "{:<30} {:<9} {:<10} {:<22} {}",
-            r.id,
+            "{:<34} {:<30} {:<9} {:<13} {:<13} {}",
+            printable(&r.id),
+            printable(&r.family),
             r.severity.as_str(),
-            r.confidence.as_str(),
-            checksum_name(r),
-            r.prefixes.join(" ")
+            r.checksum.as_str(),
+            r.revoke.map_or("-", |v| v.as_str()),
+            printable(&r.prefixes.join(" "))
         );
     }
+    println!("{} rules, {} families", rules.rules().len(), rules.families().len());
     Ok(EXIT_CLEAN)
 }
 
-fn checksum_name(rule: &Rule) -> &'static str {
-    match rule.checksum {
-        keyward::engine::ChecksumKind::None => "none",
-        keyward::engine::ChecksumKind::Crc32Base62Random => "crc32-base62-random",
-        keyward::engine::ChecksumKind::Crc32Base62All => "crc32-base62-all",
-    }
+/// A rule file given with --rules may hold anything: terminal control
+/// characters are shown escaped.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 fn rule_json(r: &Rule) -> serde_json::Value {
     serde_json::json!({
         "id": r.id,
+        "family": r.family,
         "name": r.name,
         "description": r.description,
         "prefixes": r.prefixes,
@@ -69,7 +90,8 @@ fn rule_json(r: &Rule) -> serde_json::Value {
         "min_length": r.min_len,
         "max_length": r.max_len,
         "pattern": r.pattern.as_ref().map(|p| p.as_str().to_string()),
-        "checksum": checksum_name(r),
+        "checksum": r.checksum.as_str(),
+        "revoke": r.revoke.map(|v| v.as_str()),
         "confidence": r.confidence.as_str(),
         "severity": r.severity.as_str(),
         "publishable": r.publishable,

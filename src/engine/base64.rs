@@ -51,6 +51,11 @@ fn sextet(byte: u8) -> Option<u32> {
     } as u32)
 }
 
+/// A character of either base64 alphabet.
+pub fn is_alphabet(byte: u8) -> bool {
+    sextet(byte).is_some()
+}
+
 /// Decodes base64 (either alphabet) from the start of `encoded` until the
 /// first non-alphabet byte or until `max_bytes` are out.
 pub fn decode_prefix(encoded: &[u8], max_bytes: usize) -> Vec<u8> {

@@ -16,6 +16,7 @@ mod placeholder;
 mod reference;
 pub mod rules;
 mod stream;
+pub mod verify;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
@@ -41,6 +42,10 @@ const MAX_WIDENING: usize = 16;
 /// past that it walks a DFA byte by byte at a tenth of the speed, so
 /// anchors are grouped into automata of at most this many.
 const SIMD_LIMIT: usize = 64;
+/// Each group is a pass over the input. Measured (BENCHMARKS.md, "rule
+/// count"), two Teddy passes beat one DFA pass, three about tie, and past
+/// that one DFA over every anchor wins and stays flat as anchors grow.
+const MAX_SIMD_GROUPS: usize = 2;
 use charset::is_word_byte;
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +107,7 @@ impl Candidate {
 
 /// A rule's match within one slice of bytes (plain or decoded).
 struct Hit {
+    start: usize,
     end: usize,
     confidence: Confidence,
     display_prefix: String,
@@ -128,7 +134,8 @@ impl Engine {
         if rules.rules().is_empty() {
             return Err(EngineError::NoRules);
         }
-        let searchers = anchors(&rules).build()?;
+        let mut searchers = anchors(&rules, false).build(false)?;
+        searchers.extend(anchors(&rules, true).build(true)?);
         let plain_span = rules.rules().iter().map(Rule::max_span).max().unwrap_or(0);
         // A base64 match covers 4/3 of its decoded length plus the group lead.
         let max_span = base64::encoded_len(plain_span + 2) + 4;
@@ -176,22 +183,63 @@ impl Engine {
                 }
             }
         }
-        resolve_overlaps(found)
+        self.settle(hay, found)
+    }
+
+    /// Raw candidates to findings: overlaps resolved, pairs merged, and
+    /// look-alikes dropped unless all candidates were asked for.
+    fn settle(&self, hay: &[u8], found: Vec<Candidate>) -> Vec<Candidate> {
+        let mut kept = resolve_overlaps(found);
+        self.pair(hay, &mut kept);
+        kept.retain(|c| c.confidence.is_valid() || self.options.all_candidates);
+        kept
+    }
+
+    /// Merges each finding of a rule that `pairs_with` another (an AWS
+    /// secret key) with that rule's finding within its line window (the
+    /// key id): one finding, the secret's, naming both.
+    fn pair(&self, hay: &[u8], found: &mut Vec<Candidate>) {
+        let mut absorbed = Vec::new();
+        for i in 0..found.len() {
+            let Some((partner, lines)) = &self.rule(found[i].rule).pairs_with else {
+                continue;
+            };
+            let near = |c: &Candidate| {
+                let (lo, hi) = if c.start < found[i].start {
+                    (c.end, found[i].start)
+                } else {
+                    (found[i].end, c.start)
+                };
+                lo <= hi && memchr::memchr_iter(b'\n', &hay[lo..hi]).count() <= *lines
+            };
+            if let Some(j) = (0..found.len())
+                .find(|&j| j != i && self.rule(found[j].rule).id == *partner && found[j].confidence.is_valid() && near(&found[j]))
+            {
+                found[i].redacted = format!("{} {}", found[j].redacted, found[i].redacted);
+                found[i].confidence = found[i].confidence.max(found[j].confidence);
+                absorbed.push(j);
+            }
+        }
+        let mut index = 0;
+        found.retain(|_| {
+            index += 1;
+            !absorbed.contains(&(index - 1))
+        });
     }
 
     fn push_plain(&self, hay: &[u8], start: usize, target: Target, out: &mut Vec<Candidate>) {
         let rule = self.rule(target.rule);
         let prefix = rule.prefixes[target.prefix].as_bytes();
-        if !hay[start..].starts_with(prefix) {
+        if !starts_with(rule, &hay[start..], prefix) {
             return;
         }
         let body = start + prefix.len();
         if let Some(hit) = self.match_at(rule, hay, start, body) {
             out.push(Candidate {
                 rule: target.rule,
-                start,
+                start: hit.start,
                 end: hit.end,
-                token: hay[start..hit.end].to_vec(),
+                token: hay[hit.start..hit.end].to_vec(),
                 redacted: redact(&hit.display_prefix, &hay[hit.tail]),
                 confidence: hit.confidence,
                 encoding: Encoding::Plain,
@@ -208,25 +256,34 @@ impl Engine {
         }
     }
 
-    /// Decodes from the 4-character group at `group` and matches the
-    /// target's prefix at byte `align` of the decoded bytes.
+    /// Decodes from the 4-character group at `group`, and from as many
+    /// whole groups before it as the rule needs to see (the byte that
+    /// bounds the token, or an inner anchor's lead), and matches the
+    /// target's literal at byte `align` of the group.
     fn push_base64_at(&self, hay: &[u8], group: usize, align: usize, t: Target, out: &mut Vec<Candidate>) {
         let rule = self.rule(t.rule);
         let prefix = rule.prefixes[t.prefix].as_bytes();
-        let want = align + rule.max_span();
-        if hay.len() - group < base64::encoded_len(align + prefix.len()) {
+        let plain_only = rule.keyword_gap.is_some() || rule.shape == Shape::UriPassword;
+        if plain_only || hay.len() - group < base64::encoded_len(align + prefix.len()) {
             return;
         }
-        let decoded = base64::decode_prefix(&hay[group..hay.len().min(group + base64::encoded_len(want) + 4)], want);
-        if !decoded.get(align..).is_some_and(|d| d.starts_with(prefix)) {
+        let wanted_groups = rule.lookbehind().div_ceil(3);
+        let groups_back = (1..=wanted_groups)
+            .take_while(|k| group >= 4 * k && hay[group - 4 * k..group - 4 * (k - 1)].iter().all(|&b| base64::is_alphabet(b)))
+            .count();
+        let from = group - 4 * groups_back;
+        let literal = 3 * groups_back + align;
+        let want = literal + rule.max_span();
+        let decoded = base64::decode_prefix(&hay[from..hay.len().min(from + base64::encoded_len(want) + 4)], want);
+        if !decoded.get(literal..).is_some_and(|d| starts_with(rule, d, prefix)) {
             return;
         }
-        if let Some(m) = self.match_at(rule, &decoded, align, align + prefix.len()) {
+        if let Some(m) = self.match_at(rule, &decoded, literal, literal + prefix.len()) {
             out.push(Candidate {
                 rule: t.rule,
-                start: group + base64::encoded_offset(align),
-                end: group + base64::encoded_len(m.end),
-                token: decoded[align..m.end].to_vec(),
+                start: from + base64::encoded_offset(m.start),
+                end: from + base64::encoded_len(m.end),
+                token: decoded[m.start..m.end].to_vec(),
                 redacted: redact(&m.display_prefix, &decoded[m.tail]),
                 confidence: m.confidence,
                 encoding: Encoding::Base64,
@@ -234,22 +291,161 @@ impl Engine {
         }
     }
 
-    /// Matches `rule` at `start` in `data`, whose body begins at `body`.
+    /// Matches `rule` whose literal stands at `start` in `data` and ends
+    /// at `body`. Candidates of every confidence come back: a look-alike
+    /// still hides the shorter tokens inside it.
     fn match_at(&self, rule: &Rule, data: &[u8], start: usize, body: usize) -> Option<Hit> {
-        if start > 0 && is_word_byte(data[start - 1]) {
+        if rule.is_inner_anchored() {
+            return match_inner(rule, data, start, body);
+        }
+        if rule.keyword_gap.is_none() && rule.shape != Shape::UriPassword && start > 0 && is_word_byte(data[start - 1]) {
             return None;
         }
-        let hit = match rule.shape {
-            Shape::Token => match_token(rule, data, start, body),
+        match rule.shape {
+            Shape::Token => match rule.keyword_gap {
+                Some(gap) => match_after_keyword(rule, data, body, gap),
+                None => match_token(rule, data, start, body),
+            },
             Shape::PemBlock => match_pem(rule, data, start, body),
-        }?;
-        (hit.confidence.is_valid() || self.options.all_candidates).then_some(hit)
+            Shape::UriPassword => match_uri_password(rule, data, start, body),
+        }
+    }
+}
+
+/// A literal prefix, or a keyword in any case.
+fn starts_with(rule: &Rule, data: &[u8], prefix: &[u8]) -> bool {
+    match rule.keyword_gap {
+        Some(_) => data.len() >= prefix.len() && data[..prefix.len()].eq_ignore_ascii_case(prefix),
+        None => data.starts_with(prefix),
+    }
+}
+
+/// A token whose literal stands inside it: the start is as many charset
+/// characters before the literal as one of the rule's offsets says, the
+/// end where the charset stops, within the rule's lengths.
+fn match_inner(rule: &Rule, data: &[u8], literal: usize, after: usize) -> Option<Hit> {
+    let most = *rule.anchor_offsets.iter().max()?;
+    // Padding only ends a token, so `AccountKey=` bounds the walk back.
+    let back = data[literal.saturating_sub(most + 1)..literal]
+        .iter()
+        .rev()
+        .take_while(|&&b| b != b'=' && rule.charset.contains(b))
+        .count();
+    if !rule.anchor_offsets.contains(&back) {
+        return None;
+    }
+    let start = literal - back;
+    if start > 0 && is_word_byte(data[start - 1]) {
+        return None;
+    }
+    let limit = data.len().min(start + rule.max_len + 1);
+    let end = after
+        + data[after.min(limit)..limit]
+            .iter()
+            .take_while(|&&b| rule.charset.contains(b))
+            .count();
+    let len = end - start;
+    if !(rule.min_len..=rule.max_len).contains(&len) || data.get(end).is_some_and(|&b| is_word_byte(b)) {
+        return None;
+    }
+    let token = &data[start..end];
+    if rule.pattern.as_ref().is_some_and(|p| !p.is_match(token)) {
+        return None;
+    }
+    Some(Hit {
+        start,
+        end,
+        confidence: judge(rule, token, 0, token),
+        display_prefix: String::new(),
+        tail: start..end,
+    })
+}
+
+/// A secret named by a keyword: after at most `gap` separator bytes
+/// (`=`, `:`, quotes, spaces), a run of the charset within the lengths.
+fn match_after_keyword(rule: &Rule, data: &[u8], keyword_end: usize, gap: usize) -> Option<Hit> {
+    let window = &data[keyword_end..data.len().min(keyword_end + gap + 1)];
+    let skipped = window.iter().take_while(|b| b" \t\"'`:=>,".contains(b)).count();
+    if skipped == 0 || skipped > gap {
+        return None;
+    }
+    let body = keyword_end + skipped;
+    let limit = data.len().min(body + rule.max_len + 1);
+    let end = body + data[body..limit].iter().take_while(|&&b| rule.charset.contains(b)).count();
+    let len = end - body;
+    if !(rule.min_len..=rule.max_len).contains(&len) || data.get(end).is_some_and(|&b| is_word_byte(b) || rule.charset.contains(b)) {
+        return None;
+    }
+    let secret = &data[body..end];
+    if rule.pattern.as_ref().is_some_and(|p| !p.is_match(secret)) {
+        return None;
+    }
+    Some(Hit {
+        start: body,
+        end,
+        confidence: judge(rule, secret, 0, secret),
+        display_prefix: String::new(),
+        tail: body..end,
+    })
+}
+
+/// `scheme://user:password@host`: the password, unless it is a
+/// placeholder or a variable (`${DB_PASSWORD}`, `<password>`, `$PASS`).
+fn match_uri_password(rule: &Rule, data: &[u8], sep: usize, after: usize) -> Option<Hit> {
+    let scheme = data[..sep]
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_alphanumeric() || b"+.-".contains(b))
+        .count();
+    if scheme == 0 || !data[sep - scheme].is_ascii_alphabetic() {
+        return None;
+    }
+    let authority = &data[after..data.len().min(after + rule.max_span())];
+    let at = authority
+        .iter()
+        .position(|b| b"@/?# \t\r\n\"'<>".contains(b))
+        .filter(|&p| authority[p] == b'@')?;
+    let colon = authority[..at].iter().position(|&b| b == b':')?;
+    let password = &authority[colon + 1..at];
+    let host = authority.get(at + 1).is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'[');
+    if !host || password.len() < rule.min_len || password.len() > rule.max_len || !password.iter().all(|&b| rule.charset.contains(b)) {
+        return None;
+    }
+    let (start, end) = (after + colon + 1, after + at);
+    let variable = password.starts_with(b"$") || password.starts_with(b"%") || password.starts_with(b"{") || password.starts_with(b"<");
+    let confidence = if variable || placeholder::looks_like_placeholder(password) || placeholder::is_placeholder_word(password) {
+        Confidence::Placeholder
+    } else {
+        rule.confidence
+    };
+    Some(Hit {
+        start,
+        end,
+        confidence,
+        display_prefix: String::from_utf8_lossy(&data[sep - scheme..start]).into_owned(),
+        tail: start..end,
+    })
+}
+
+/// How sure a well-shaped match is: a failed checksum or structure marks a
+/// look-alike, a placeholder body a placeholder.
+fn judge(rule: &Rule, token: &[u8], prefix_len: usize, body: &[u8]) -> Confidence {
+    if !checksum_holds(rule, token, prefix_len, body) {
+        Confidence::InvalidChecksum
+    } else if placeholder::looks_like_placeholder(body) {
+        Confidence::Placeholder
+    } else {
+        rule.confidence
     }
 }
 
 fn match_token(rule: &Rule, data: &[u8], start: usize, body: usize) -> Option<Hit> {
     let limit = data.len().min(body + rule.max_len + 1);
-    let end = body + data[body..limit].iter().take_while(|&&b| rule.charset.contains(b)).count();
+    let mut end = body + data[body..limit].iter().take_while(|&&b| rule.charset.contains(b)).count();
+    // A full stop that ends the run ends the sentence, not the token.
+    while end > body && data[end - 1] == b'.' && !data.get(end).is_some_and(|&b| rule.charset.contains(b)) {
+        end -= 1;
+    }
     let len = end - body;
     let display_prefix = String::from_utf8_lossy(&data[start..body]).into_owned();
     if len > rule.max_len {
@@ -257,6 +453,7 @@ fn match_token(rule: &Rule, data: &[u8], start: usize, body: usize) -> Option<Hi
     }
     if len < rule.min_len {
         return template_slot(data, body, end).map(|end| Hit {
+            start,
             end,
             confidence: Confidence::Placeholder,
             display_prefix,
@@ -270,16 +467,10 @@ fn match_token(rule: &Rule, data: &[u8], start: usize, body: usize) -> Option<Hi
     if rule.pattern.as_ref().is_some_and(|p| !p.is_match(body_bytes)) {
         return None;
     }
-    let confidence = if !checksum_holds(rule, &data[start..end], body_bytes) {
-        Confidence::InvalidChecksum
-    } else if placeholder::looks_like_placeholder(body_bytes) {
-        Confidence::Placeholder
-    } else {
-        rule.confidence
-    };
     Some(Hit {
+        start,
         end,
-        confidence,
+        confidence: judge(rule, &data[start..end], body - start, body_bytes),
         display_prefix,
         tail: body..end,
     })
@@ -298,12 +489,21 @@ fn template_slot(data: &[u8], body: usize, run_end: usize) -> Option<usize> {
     (end > body).then_some(end)
 }
 
-fn checksum_holds(rule: &Rule, token: &[u8], body: &[u8]) -> bool {
+fn checksum_holds(rule: &Rule, token: &[u8], prefix_len: usize, body: &[u8]) -> bool {
     let n = checksum::CHECKSUM_LEN;
     match rule.checksum {
         ChecksumKind::None => true,
-        ChecksumKind::Crc32Base62Random => checksum::verify(&body[..body.len() - n], &body[body.len() - n..]),
+        ChecksumKind::Crc32Base62Random => verify::crc32_base62_tail(body),
         ChecksumKind::Crc32Base62All => checksum::verify(&token[..token.len() - n], &token[token.len() - n..]),
+        ChecksumKind::Crc32Base36 => verify::gitlab_routable(token, prefix_len),
+        ChecksumKind::Crc32HexBe => verify::crc32_hex_be(token),
+        ChecksumKind::Crc32HexLe => verify::crc32_hex_le(token),
+        ChecksumKind::Marvin32 => verify::marvin32_key(token, rule.seed),
+        ChecksumKind::Bech32 => verify::bech32(token),
+        ChecksumKind::Jwt => verify::jwt(token),
+        ChecksumKind::Base64Json => verify::base64_json(token, &rule.json_fields),
+        ChecksumKind::Macaroon => verify::pypi_macaroon(token),
+        ChecksumKind::Marker => verify::marker(token, prefix_len, &rule.marker, rule.marker_place),
     }
 }
 
@@ -336,6 +536,7 @@ fn match_pem(rule: &Rule, data: &[u8], start: usize, label_start: usize) -> Opti
     };
     let tail = pem_tail(rule, body_bytes);
     Some(Hit {
+        start,
         end,
         confidence,
         display_prefix: String::from_utf8_lossy(&data[start..body]).into_owned(),
@@ -417,16 +618,29 @@ impl AnchorSet {
     /// As few automata as possible of at most [`SIMD_LIMIT`] anchors each,
     /// longest anchors first so that short ones share a group only with
     /// each other and the long ones keep a selective SIMD fingerprint.
-    fn build(mut self) -> Result<Vec<Searcher>, EngineError> {
+    fn build(mut self, any_case: bool) -> Result<Vec<Searcher>, EngineError> {
+        if self.literals.is_empty() {
+            return Ok(Vec::new());
+        }
         self.inherit_shorter_targets();
         let mut by_length: Vec<(Vec<u8>, Pattern)> = self.literals.into_iter().zip(self.patterns).collect();
         by_length.sort_by_key(|(literal, _)| std::cmp::Reverse(literal.len()));
+        let group = if by_length.len() <= SIMD_LIMIT * MAX_SIMD_GROUPS {
+            SIMD_LIMIT
+        } else {
+            by_length.len()
+        };
+        let kind = (group > SIMD_LIMIT).then_some(aho_corasick::AhoCorasickKind::DFA);
         by_length
-            .chunks(SIMD_LIMIT)
+            .chunks(group)
             .map(|group| {
                 let literals: Vec<&[u8]> = group.iter().map(|(l, _)| l.as_slice()).collect();
                 Ok(Searcher {
-                    automaton: AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(literals)?,
+                    automaton: AhoCorasick::builder()
+                        .match_kind(MatchKind::LeftmostLongest)
+                        .ascii_case_insensitive(any_case)
+                        .kind(kind)
+                        .build(literals)?,
                     patterns: group.iter().map(|(_, p)| p.clone()).collect(),
                 })
             })
@@ -480,11 +694,18 @@ fn each_prefix(rules: &RuleSet) -> impl Iterator<Item = (&Rule, &str, Target)> {
     })
 }
 
-/// Every anchor: the first bytes of each prefix, and their base64 forms.
-fn anchors(rules: &RuleSet) -> AnchorSet {
-    let mut set = base64_anchors(rules);
-    for (rule, prefix, target) in each_prefix(rules) {
-        for key in anchor_keys(rule, prefix) {
+/// Every anchor of the literal rules (the first bytes of each prefix, and
+/// their base64 forms), or of the keyword rules, which match in any case
+/// and only in plain text.
+fn anchors(rules: &RuleSet, keywords: bool) -> AnchorSet {
+    let mut set = if keywords { AnchorSet::default() } else { base64_anchors(rules) };
+    for (rule, prefix, target) in each_prefix(rules).filter(|(r, _, _)| r.keyword_gap.is_some() == keywords) {
+        let keys = if keywords {
+            vec![prefix.as_bytes().to_ascii_lowercase()]
+        } else {
+            anchor_keys(rule, prefix)
+        };
+        for key in keys {
             set.add(key, None, target);
         }
     }
@@ -498,7 +719,7 @@ fn anchors(rules: &RuleSet) -> AnchorSet {
 /// plain one would (`https://hooks…`, not `hooks…`).
 fn base64_anchors(rules: &RuleSet) -> AnchorSet {
     let mut set = AnchorSet::default();
-    for (rule, prefix, target) in each_prefix(rules) {
+    for (rule, prefix, target) in each_prefix(rules).filter(|(r, _, _)| r.keyword_gap.is_none() && r.shape != Shape::UriPassword) {
         for key in anchor_keys(rule, prefix) {
             for align in 0..3 {
                 let fragment = base64::fragment(&key, align);
@@ -511,21 +732,19 @@ fn base64_anchors(rules: &RuleSet) -> AnchorSet {
     set
 }
 
-/// Orders candidates by start and drops any that lies inside another of
-/// at least equal confidence (one token hit through two prefixes).
+/// Orders candidates by start and drops any that lies inside another (one
+/// token hit through two prefixes), keeping the surest of equal spans.
 fn resolve_overlaps(mut found: Vec<Candidate>) -> Vec<Candidate> {
     found.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)).then(b.confidence.cmp(&a.confidence)));
     let mut kept: Vec<Candidate> = Vec::with_capacity(found.len());
     for c in found {
         match kept.last_mut() {
+            // A token inside a longer one is part of it, whatever either's
+            // confidence: `sk_live_…` inside a look-alike `kw_sk_live_…`,
+            // a legacy `glpat-` inside a routable token whose CRC fails.
             Some(last) if c.start >= last.start && c.end <= last.end => {
-                if c.confidence <= last.confidence {
-                    continue;
-                }
-                if (c.start, c.end) == (last.start, last.end) {
+                if (c.start, c.end) == (last.start, last.end) && c.confidence > last.confidence {
                     *last = c;
-                } else {
-                    kept.push(c);
                 }
             }
             _ => kept.push(c),

@@ -25,6 +25,23 @@ pub fn opens_template(byte: u8) -> bool {
     b"<{[$*%.".contains(&byte)
 }
 
+/// A password that names itself: what templates put in a URI's userinfo.
+pub fn is_placeholder_word(password: &[u8]) -> bool {
+    const PASSWORDS: &[&[u8]] = &[
+        b"password",
+        b"passwd",
+        b"pass",
+        b"pwd",
+        b"pw",
+        b"secret",
+        b"mypassword",
+        b"yourpassword",
+        b"changeme",
+    ];
+    let lower = password.to_ascii_lowercase();
+    PASSWORDS.contains(&lower.as_slice()) || has_placeholder_word(&lower)
+}
+
 pub fn looks_like_placeholder(body: &[u8]) -> bool {
     few_distinct(body) || has_counting_run(body) || has_placeholder_word(body)
 }

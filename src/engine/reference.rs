@@ -7,7 +7,7 @@
 //! search itself: a missed anchor, a widening, a chunk boundary. The fuzz
 //! target `engine_vs_reference` and the engine's tests compare the two.
 
-use super::{base64, each_prefix, resolve_overlaps, stream, Candidate, Engine, Finding};
+use super::{base64, each_prefix, stream, Candidate, Engine, Finding};
 
 impl Engine {
     /// Every finding in `input`, by brute force. Quadratic; for tests only.
@@ -28,7 +28,7 @@ impl Engine {
                 }
             }
         }
-        resolve_overlaps(found)
+        self.settle(input, found)
             .into_iter()
             .map(|c| reference_finding(self, c, input))
             .collect()

@@ -12,24 +12,10 @@ use regex::bytes::Regex;
 use serde::Deserialize;
 
 use super::charset::Charset;
+use super::verify::{self, MarkerPlace};
 
 /// Rules shipped with keyward, embedded at build time.
-const BUILTIN: &[(&str, &str)] = &[
-    ("keyward.toml", include_str!("../../rules/keyward.toml")),
-    ("github.toml", include_str!("../../rules/github.toml")),
-    ("gitlab.toml", include_str!("../../rules/gitlab.toml")),
-    ("npm.toml", include_str!("../../rules/npm.toml")),
-    ("slack.toml", include_str!("../../rules/slack.toml")),
-    ("stripe.toml", include_str!("../../rules/stripe.toml")),
-    ("aws.toml", include_str!("../../rules/aws.toml")),
-    ("pypi.toml", include_str!("../../rules/pypi.toml")),
-    ("openai.toml", include_str!("../../rules/openai.toml")),
-    ("anthropic.toml", include_str!("../../rules/anthropic.toml")),
-    ("google.toml", include_str!("../../rules/google.toml")),
-    ("sendgrid.toml", include_str!("../../rules/sendgrid.toml")),
-    ("twilio.toml", include_str!("../../rules/twilio.toml")),
-    ("pem.toml", include_str!("../../rules/pem.toml")),
-];
+const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
 
 /// The deployment prefix the shipped keyward rules are written with.
 pub const DEFAULT_DEPLOYMENT_PREFIX: &str = "kw";
@@ -76,9 +62,62 @@ pub fn toml_message_without_content(err: &toml::de::Error) -> String {
 pub enum ChecksumKind {
     None,
     /// GitHub and npm: the last 6 body characters are the CRC of the others.
+    #[serde(alias = "crc32-base62")]
     Crc32Base62Random,
     /// keyward: the last 6 characters are the CRC of the whole token before them.
     Crc32Base62All,
+    /// GitLab routable tokens: base36 CRC-32 over all before the last 7, and the payload length.
+    Crc32Base36,
+    /// Atlassian: 8 uppercase hex of CRC-32 over all before them.
+    Crc32HexBe,
+    /// Grafana `glsa_`: `_` and the CRC-32's little-endian bytes in hex.
+    Crc32HexLe,
+    /// Microsoft identifiable and CASK keys: Marvin32 with the rule's seed.
+    Marvin32,
+    /// age identities: the Bech32 checksum.
+    Bech32,
+    /// A JSON Web Token whose header names its `alg`.
+    Jwt,
+    /// base64 JSON naming the rule's `json_fields`.
+    Base64Json,
+    /// PyPI's macaroon header naming a PyPI host.
+    Macaroon,
+    /// The rule's fixed `marker`, at its `marker_place`.
+    Marker,
+}
+
+impl ChecksumKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChecksumKind::None => "none",
+            ChecksumKind::Crc32Base62Random => "crc32-base62",
+            ChecksumKind::Crc32Base62All => "crc32-base62-all",
+            ChecksumKind::Crc32Base36 => "crc32-base36",
+            ChecksumKind::Crc32HexBe => "crc32-hex-be",
+            ChecksumKind::Crc32HexLe => "crc32-hex-le",
+            ChecksumKind::Marvin32 => "marvin32",
+            ChecksumKind::Bech32 => "bech32",
+            ChecksumKind::Jwt => "jwt",
+            ChecksumKind::Base64Json => "base64-json",
+            ChecksumKind::Macaroon => "macaroon",
+            ChecksumKind::Marker => "marker",
+        }
+    }
+
+    /// A true checksum (a failed one marks a look-alike), rather than no
+    /// check or a check of structure.
+    pub fn is_checksum(self) -> bool {
+        matches!(
+            self,
+            ChecksumKind::Crc32Base62Random
+                | ChecksumKind::Crc32Base62All
+                | ChecksumKind::Crc32Base36
+                | ChecksumKind::Crc32HexBe
+                | ChecksumKind::Crc32HexLe
+                | ChecksumKind::Marvin32
+                | ChecksumKind::Bech32
+        )
+    }
 }
 
 /// What surrounds the body: most tokens are a prefix and a run of
@@ -89,6 +128,8 @@ pub enum Shape {
     #[default]
     Token,
     PemBlock,
+    /// The password in `scheme://user:password@host`, anchored on `://`.
+    UriPassword,
 }
 
 /// How sure a finding is. The first three are real findings; the last two
@@ -148,14 +189,72 @@ impl Severity {
     }
 }
 
+/// Issuers with a public way to revoke a leaked token (TOKEN-FORMATS.md
+/// section 3), named in a rule's `revoke` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Revoker {
+    Keyward,
+    Github,
+    Gitlab,
+    Slack,
+    Vault,
+    Dropbox,
+    GoogleOauth,
+    Buildkite,
+    Perplexity,
+    Npm,
+    Doppler,
+    Digitalocean,
+}
+
+impl Revoker {
+    const ALL: [Revoker; 12] = [
+        Revoker::Keyward,
+        Revoker::Github,
+        Revoker::Gitlab,
+        Revoker::Slack,
+        Revoker::Vault,
+        Revoker::Dropbox,
+        Revoker::GoogleOauth,
+        Revoker::Buildkite,
+        Revoker::Perplexity,
+        Revoker::Npm,
+        Revoker::Doppler,
+        Revoker::Digitalocean,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Revoker::Keyward => "keyward",
+            Revoker::Github => "github",
+            Revoker::Gitlab => "gitlab",
+            Revoker::Slack => "slack",
+            Revoker::Vault => "vault",
+            Revoker::Dropbox => "dropbox",
+            Revoker::GoogleOauth => "google-oauth",
+            Revoker::Buildkite => "buildkite",
+            Revoker::Perplexity => "perplexity",
+            Revoker::Npm => "npm",
+            Revoker::Doppler => "doppler",
+            Revoker::Digitalocean => "digitalocean",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Revoker> {
+        Revoker::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
 /// A rule as written in TOML.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuleSpec {
     id: String,
+    family: Option<String>,
     name: String,
     #[serde(default)]
     description: String,
+    revoke: Option<String>,
     prefixes: Vec<String>,
     charset: String,
     length: Option<usize>,
@@ -166,6 +265,25 @@ struct RuleSpec {
     checksum: ChecksumKind,
     #[serde(default)]
     shape: Shape,
+    /// Marvin32 seed: an 8-character kind name such as `Default0`.
+    seed: Option<String>,
+    #[serde(default)]
+    json_fields: Vec<String>,
+    marker: Option<String>,
+    #[serde(default)]
+    marker_place: MarkerPlace,
+    /// Where the literal stands inside the token, when it is not a prefix:
+    /// the count of charset characters before it (Azure's `+ASt` at 76).
+    /// Lengths then count the whole token.
+    #[serde(default)]
+    anchor_offsets: Vec<usize>,
+    /// A context rule: the literals are keywords (any case), and the
+    /// secret follows within this many separator bytes (`= "`, `: '`).
+    keyword_gap: Option<usize>,
+    /// Another rule whose finding within `pair_lines` lines merges into
+    /// this one (an AWS key id and its secret).
+    pairs_with: Option<String>,
+    pair_lines: Option<usize>,
     confidence: Confidence,
     severity: Severity,
     #[serde(default)]
@@ -192,8 +310,13 @@ struct RuleFile {
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub id: String,
+    /// The credential family the rule finds (several rules may share one,
+    /// e.g. a token and its legacy layout); the id when the file names none.
+    pub family: String,
     pub name: String,
     pub description: String,
+    /// The issuer that can revoke a leaked token of this family, if any.
+    pub revoke: Option<Revoker>,
     pub prefixes: Vec<String>,
     pub charset: Charset,
     pub min_len: usize,
@@ -201,6 +324,13 @@ pub struct Rule {
     pub pattern: Option<Regex>,
     pub checksum: ChecksumKind,
     pub shape: Shape,
+    pub seed: u64,
+    pub json_fields: Vec<String>,
+    pub marker: Vec<u8>,
+    pub marker_place: MarkerPlace,
+    pub anchor_offsets: Vec<usize>,
+    pub keyword_gap: Option<usize>,
+    pub pairs_with: Option<(String, usize)>,
     pub confidence: Confidence,
     pub severity: Severity,
     /// Meant to be public (publishable keys): reported, never revoked.
@@ -232,8 +362,28 @@ impl Rule {
         if min_len == 0 || max_len > 64 * 1024 {
             return Err(invalid("lengths must be within 1..=65536".into()));
         }
-        if spec.checksum != ChecksumKind::None && (min_len != max_len || min_len <= 6) {
+        let fixed_length = matches!(spec.checksum, ChecksumKind::Crc32Base62Random | ChecksumKind::Crc32Base62All);
+        if fixed_length && (min_len != max_len || min_len <= 6) {
             return Err(invalid("a checksummed body has one fixed length over 6".into()));
+        }
+        let seed = match (spec.checksum, spec.seed.as_deref()) {
+            (ChecksumKind::Marvin32, Some(name)) => {
+                verify::marvin_seed(name).ok_or_else(|| invalid("seed must be 8 ASCII characters".into()))?
+            }
+            (ChecksumKind::Marvin32, None) => return Err(invalid("marvin32 needs a seed".into())),
+            _ => 0,
+        };
+        if spec.checksum == ChecksumKind::Marker && spec.marker.as_deref().unwrap_or("").is_empty() {
+            return Err(invalid("checksum = marker needs a marker".into()));
+        }
+        if spec.checksum == ChecksumKind::Base64Json && spec.json_fields.is_empty() {
+            return Err(invalid("base64-json needs json_fields".into()));
+        }
+        if !spec.anchor_offsets.is_empty() && (spec.keyword_gap.is_some() || spec.anchor_offsets.iter().any(|&o| o >= max_len)) {
+            return Err(invalid("anchor_offsets lie inside the token and exclude keyword_gap".into()));
+        }
+        if spec.keyword_gap.is_some_and(|g| g > 32) {
+            return Err(invalid("keyword_gap is at most 32".into()));
         }
         let pattern = spec
             .pattern
@@ -251,10 +401,17 @@ impl Rule {
                 "deployment-prefix rules are written with prefix {DEFAULT_DEPLOYMENT_PREFIX}_"
             )));
         }
+        let revoke = spec
+            .revoke
+            .as_deref()
+            .map(|name| Revoker::parse(name).ok_or_else(|| invalid(format!("unknown revoker {name:?}"))))
+            .transpose()?;
         Ok(Rule {
+            family: spec.family.unwrap_or_else(|| spec.id.clone()),
             id: spec.id,
             name: spec.name,
             description: spec.description,
+            revoke,
             prefixes: spec.prefixes,
             charset,
             min_len,
@@ -262,6 +419,13 @@ impl Rule {
             pattern,
             checksum: spec.checksum,
             shape: spec.shape,
+            seed,
+            json_fields: spec.json_fields,
+            marker: spec.marker.unwrap_or_default().into_bytes(),
+            marker_place: spec.marker_place,
+            anchor_offsets: spec.anchor_offsets,
+            keyword_gap: spec.keyword_gap,
+            pairs_with: spec.pairs_with.map(|id| (id, spec.pair_lines.unwrap_or(5))),
             confidence: spec.confidence,
             severity: spec.severity,
             publishable: spec.publishable,
@@ -275,8 +439,23 @@ impl Rule {
     pub fn max_span(&self) -> usize {
         let prefix = self.prefixes.iter().map(String::len).max().unwrap_or(0);
         // A PEM header line and END line wrap the body.
-        let frame = if self.shape == Shape::PemBlock { 256 } else { 0 };
+        let frame = match self.shape {
+            Shape::PemBlock => 256,
+            Shape::UriPassword => 128,
+            Shape::Token => self.keyword_gap.unwrap_or(0),
+        };
         prefix + self.max_len + frame + 2
+    }
+
+    /// A literal that is not the token's start: Azure's inner signature.
+    pub fn is_inner_anchored(&self) -> bool {
+        !self.anchor_offsets.is_empty()
+    }
+
+    /// Bytes before the literal that a match may need to see: the start
+    /// of an inner-anchored token, or the byte that bounds a prefix.
+    pub fn lookbehind(&self) -> usize {
+        self.anchor_offsets.iter().max().map_or(1, |o| o + 1)
     }
 
     /// The same rule for another deployment prefix. Examples are dropped:
@@ -349,6 +528,12 @@ impl RuleSet {
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// The distinct credential families, in rule order.
+    pub fn families(&self) -> Vec<&str> {
+        let mut seen = std::collections::HashSet::new();
+        self.rules.iter().map(|r| r.family.as_str()).filter(|f| seen.insert(*f)).collect()
     }
 
     pub fn get(&self, id: &str) -> Option<&Rule> {
