@@ -14,10 +14,13 @@ The same seed gives the same corpus.
 """
 import argparse
 import base64
+import glob
 import json
 import os
 import random
 import string
+import struct
+import tomllib
 import zlib
 
 BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -87,13 +90,155 @@ FORMATS = {
     "pem-private-key": pem,
 }
 
-CHECKSUMMED = ["keyward-sk-live", "github-ghp", "github-gho", "npm"]
+def b36(value, width):
+    digits = string.digits + string.ascii_lowercase
+    out = ""
+    for _ in range(width):
+        out = digits[value % 36] + out
+        value //= 36
+    return out
+
+
+def gitlab_routable(rng, prefix="glpat-"):
+    payload = base64.urlsafe_b64encode(b"o:1\n" + rng.randbytes(16) + b"\x10").decode().rstrip("=")
+    signed = f"{prefix}{payload}.{b36(len(payload), 2)}"
+    return signed + b36(zlib.crc32(signed.encode()), 7)
+
+
+def atlassian(rng):
+    signed = "ATATT3xFfGF0" + rand(rng, URLSAFE, 171) + "="
+    return signed + "%08X" % zlib.crc32(signed.encode())
+
+
+def grafana_sa(rng):
+    signed = "glsa_" + rand(rng, BASE62, 32)
+    return signed + "_" + struct.pack("<I", zlib.crc32(signed.encode())).hex()
+
+
+def marvin32(data, seed):
+    """Marvin32 as SymCrypt and .NET define it."""
+    mask = 0xFFFFFFFF
+    rotl = lambda x, n: ((x << n) | (x >> (32 - n))) & mask
+
+    def block(p0, p1):
+        p1 ^= p0
+        p0 = (rotl(p0, 20) + p1) & mask
+        p1 = rotl(p1, 9) ^ p0
+        p0 = (rotl(p0, 27) + p1) & mask
+        return p0, rotl(p1, 19)
+
+    p0, p1 = seed & mask, seed >> 32
+    whole = len(data) // 4 * 4
+    for i in range(0, whole, 4):
+        p0 = (p0 + struct.unpack("<I", data[i:i + 4])[0]) & mask
+        p0, p1 = block(p0, p1)
+    tail = data[whole:]
+    last = 0x80 << (8 * len(tail))
+    for i, b in enumerate(tail):
+        last |= b << (8 * i)
+    p0, p1 = block((p0 + last) & mask, p1)
+    p0, p1 = block(p0, p1)
+    return p0 ^ p1
+
+
+DEFAULT0 = int.from_bytes(b"Default0", "big")
+
+
+def azure_storage(rng):
+    while True:
+        head = base64.b64decode(base64.b64encode(rng.randbytes(57)).decode() + "+ASt")
+        key = base64.b64encode(head + struct.pack("<I", marvin32(head, DEFAULT0))).decode()
+        if key[76:80] == "+ASt":
+            return key
+
+
+def azure_devops(rng):
+    while True:
+        body = rand(rng, BASE62, 52) + "JQQJ99" + rand(rng, BASE62, 1) + rng.choice("ABCDEFGHIJKL") + rand(rng, BASE62, 16) + rng.choice(string.ascii_letters) + rand(rng, BASE62, 3)
+        check = base64.b64encode(struct.pack("<I", marvin32(base64.b64decode(body), DEFAULT0))[:3]).decode()
+        if "+" not in check and "/" not in check:
+            return body + check
+
+
+BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def bech32_polymod(values):
+    gen = [0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3]
+    chk = 1
+    for v in values:
+        top = chk >> 25
+        chk = ((chk & 0x1FFFFFF) << 5) ^ v
+        for i in range(5):
+            if (top >> i) & 1:
+                chk ^= gen[i]
+    return chk
+
+
+def age(rng):
+    acc, bits, data = 0, 0, []
+    for b in rng.randbytes(32):
+        acc, bits = (acc << 8) | b, bits + 8
+        while bits >= 5:
+            bits -= 5
+            data.append((acc >> bits) & 31)
+    data.append((acc << (5 - bits)) & 31)
+    hrp = "age-secret-key-"
+    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+    pm = bech32_polymod(expanded + data + [0] * 6) ^ 1
+    check = [(pm >> 5 * (5 - i)) & 31 for i in range(6)]
+    return (hrp + "1" + "".join(BECH32[x] for x in data + check)).upper()
+
+
+def b64json(prefix, obj):
+    return prefix + base64.b64encode(json.dumps(obj, separators=(",", ":")).encode()).decode()
+
+
+def jwt(rng):
+    part = lambda obj: base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+    return part({"alg": "RS256", "typ": "JWT"}) + "." + part({"sub": rand(rng, BASE62, 12), "iat": rng.randint(10**9, 2 * 10**9)}) + "." + rand(rng, URLSAFE, 86)
+
+
+# Families with a checksum or a structure, generated from their published
+# layouts rather than from the rules.
+FORMATS.update({
+    "gitlab-routable": gitlab_routable,
+    "atlassian": atlassian,
+    "grafana-sa": grafana_sa,
+    "grafana-cloud": lambda r: b64json("glc_", {"o": str(r.randint(1, 10**6)), "n": "stack-" + rand(r, BASE62, 6), "k": rand(r, BASE62, 32), "m": {"r": "prod-eu-west-0"}}),
+    "azure-storage": azure_storage,
+    "azure-devops": azure_devops,
+    "age": age,
+    "jwt": jwt,
+    "sentry-org": lambda r: b64json("sntrys_", {"iat": r.randint(10**9, 2 * 10**9), "url": "https://sentry.io", "region_url": "https://us.sentry.io", "org": rand(r, string.ascii_lowercase, 8)}).rstrip("=") + "_" + rand(r, BASE62, 43),
+    "bedrock": lambda r: "bedrock-api-key-" + base64.b64encode(f"bedrock.amazonaws.com/?Action=CallWithBearerToken&X-Amz-Credential=ASIA{rand(r, string.ascii_uppercase, 16)}&X-Amz-Signature={rand(r, HEX, 64)}".encode()).decode(),
+})
+
+CHECKSUMMED = ["keyward-sk-live", "github-ghp", "github-gho", "npm", "gitlab-routable", "atlassian", "grafana-sa", "azure-storage", "azure-devops", "age"]
+
+
+def rule_examples():
+    """The first example of every shipped rule that a literal anchors: for
+    the families that are a prefix and a charset, their format is the rule."""
+    rules_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "rules")
+    covered = ("keyward.", "github.", "npm.", "gitlab.routable", "atlassian.", "grafana.", "azure.storage", "azure.cask", "age.", "jwt.", "sentry.org", "aws.bedrock-api")
+    out = {}
+    for path in sorted(glob.glob(os.path.join(rules_dir, "*.toml"))):
+        with open(path, "rb") as f:
+            for rule in tomllib.load(f).get("rule", []):
+                if rule["id"].startswith(covered) or rule.get("keyword_gap") or rule.get("shape") == "uri-password":
+                    continue
+                out["rule:" + rule["id"]] = rule["examples"][0]
+    return out
 
 
 def bad_checksum(rng, fmt):
+    """One character changed in the middle, where every scheme's checksum
+    covers it (the last character may be padding or unused bits)."""
     token = FORMATS[fmt](rng)
-    last = token[-1]
-    return token[:-1] + ("A" if last != "A" else "B")
+    i = len(token) // 2
+    swap = {c: n for c, n in zip(BASE62, BASE62[1:] + BASE62[0])}
+    return token[:i] + swap.get(token[i], "A") + token[i + 1:]
 
 
 DECOYS = {
@@ -104,6 +249,12 @@ DECOYS = {
     "aws-doc-example": lambda r: "AKIAIOSFODNN7EXAMPLE",
     "glued-word": lambda r: "x" + github(r, "ghp"),
     "glued-tail": lambda r: github(r, "ghp") + "abc",
+    "placeholder-grafana": lambda r: "glsa_" + "x" * 32 + "_00000000",
+    "placeholder-atlassian": lambda r: "ATATT3xFfGF0" + "X" * 180,
+    "placeholder-shopify": lambda r: "shpat_" + "0" * 32,
+    "placeholder-hf": lambda r: "hf_<your-token>",
+    "placeholder-doppler": lambda r: "dp.pt.${DOPPLER_TOKEN}",
+    "placeholder-uri": lambda r: "postgres://app:${DB_PASSWORD}@db:5432/app",
 }
 
 WORDS = (
@@ -186,9 +337,12 @@ class Corpus:
         )
         self.plant(self.write(f"{d}/secret.yaml", secret), token, fmt, "k8s-secret-base64")
 
-    def planted_set(self, prefix):
+    def planted_set(self, prefix, families):
         for fmt, gen in FORMATS.items():
             self.contexts(fmt, gen(self.rng), f"{prefix}/{fmt}")
+        if families:
+            for fmt, token in rule_examples().items():
+                self.contexts(fmt, token, f"{prefix}/{fmt.replace(':', '-')}")
         for fmt in CHECKSUMMED:
             token = bad_checksum(self.rng, fmt)
             self.plant(self.write(f"{prefix}/decoys/{fmt}.env", f"TOKEN={token}\n"), token, fmt, "bad-checksum", "absent")
@@ -218,10 +372,11 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--manifest", help="JSONL of planted tokens and decoys")
     ap.add_argument("--sets", type=int, default=1, help="how many full sets of planted tokens")
+    ap.add_argument("--families", action="store_true", help="also plant every shipped rule's first example")
     args = ap.parse_args()
     corpus = Corpus(args.out, args.seed)
     for i in range(args.sets):
-        corpus.planted_set(f"planted/set{i:03}")
+        corpus.planted_set(f"planted/set{i:03}", args.families)
     corpus.bulk(parse_size(args.size))
     if args.manifest:
         with open(args.manifest, "w") as f:

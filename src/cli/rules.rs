@@ -31,13 +31,30 @@ pub enum RulesCommand {
 pub enum ListFormat {
     Table,
     Json,
+    /// Every literal the scan searches for, one per line (for `rg -F -f`).
+    Anchors,
 }
 
 pub fn run(command: RulesCommand) -> Result<u8> {
     match command {
-        RulesCommand::List { rules, format, json } => list(&load_rules(&rules.into())?, json || format == ListFormat::Json),
+        RulesCommand::List { rules, format, json } => {
+            let rules = load_rules(&rules.into())?;
+            match (format, json) {
+                (ListFormat::Anchors, false) => anchors(rules),
+                (ListFormat::Table, false) => list(&rules, false),
+                _ => list(&rules, true),
+            }
+        }
         RulesCommand::Check { rules } => check(load_rules(&rules.into())?),
     }
+}
+
+fn anchors(rules: RuleSet) -> Result<u8> {
+    let engine = Engine::new(rules, EngineOptions::default()).context("building the engine")?;
+    for literal in engine.anchor_literals() {
+        println!("{}", printable(&String::from_utf8_lossy(&literal)));
+    }
+    Ok(EXIT_CLEAN)
 }
 
 fn list(rules: &RuleSet, json: bool) -> Result<u8> {

@@ -157,6 +157,16 @@ impl Engine {
 
     /// The longest stretch of input a single finding can cover. Streams keep
     /// this much overlap between chunks.
+    /// Every literal the automata search for (prefixes, inner signatures,
+    /// keywords, and their base64 forms): what `rg -F` is given to compare
+    /// the engine's speed against a plain literal search.
+    pub fn anchor_literals(&self) -> Vec<Vec<u8>> {
+        let mut all: Vec<Vec<u8>> = self.searchers.iter().flat_map(|s| s.literals.iter().cloned()).collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
     pub fn max_span(&self) -> usize {
         self.max_span
     }
@@ -642,6 +652,7 @@ impl AnchorSet {
                         .kind(kind)
                         .build(literals)?,
                     patterns: group.iter().map(|(_, p)| p.clone()).collect(),
+                    literals: group.iter().map(|(l, _)| l.clone()).collect(),
                 })
             })
             .collect()
@@ -653,6 +664,7 @@ impl AnchorSet {
 struct Searcher {
     automaton: AhoCorasick,
     patterns: Vec<Pattern>,
+    literals: Vec<Vec<u8>>,
 }
 
 impl Searcher {
@@ -735,7 +747,13 @@ fn base64_anchors(rules: &RuleSet) -> AnchorSet {
 /// Orders candidates by start and drops any that lies inside another (one
 /// token hit through two prefixes), keeping the surest of equal spans.
 fn resolve_overlaps(mut found: Vec<Candidate>) -> Vec<Candidate> {
-    found.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)).then(b.confidence.cmp(&a.confidence)));
+    found.sort_by(|a, b| {
+        a.start
+            .cmp(&b.start)
+            .then(b.end.cmp(&a.end))
+            .then(b.confidence.cmp(&a.confidence))
+            .then(a.rule.cmp(&b.rule))
+    });
     let mut kept: Vec<Candidate> = Vec::with_capacity(found.len());
     for c in found {
         match kept.last_mut() {

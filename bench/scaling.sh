@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Directory-scan throughput against rule count, and against `rg -F` given
+# every literal anchor of the same rules, in the same run, page cache warm.
+#
+#   bench/scaling.sh [RUNS] [TREE]    # default 5 runs, bench/out/gen1g
+#
+# Rule sets (each scanned with --no-builtin-rules --rules DIR):
+#   24:   the 24 formats shipped before the breadth work (commit c9b4125);
+#   150:  the first shipped rule files, in name order, up to 150 families;
+#   all:  every shipped rule;
+#   +300: every shipped rule and 300 synthetic ones (random 5-byte prefixes),
+#         to see where the design stops scaling.
+# Prints a Markdown table of medians for BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-5}
+OUT=bench/out
+TREE=${2:-$OUT/gen1g}
+mkdir -p "$OUT"
+cargo build --release --quiet
+KW=$PWD/target/release/keyward
+[ -d "$TREE" ] || python3 bench/corpus.py --out "$TREE" --size 1G --seed 3 >/dev/null
+
+SETS=$OUT/rulesets
+rm -rf "$SETS"; mkdir -p "$SETS/24" "$SETS/150" "$SETS/all" "$SETS/plus300"
+git archive c9b4125 rules | tar -x -C "$SETS/24" --strip-components=1
+cp rules/*.toml "$SETS/all/"
+cp rules/*.toml "$SETS/plus300/"
+python3 - "$SETS" <<'EOF'
+import glob, os, random, shutil, sys, tomllib
+sets = sys.argv[1]
+families = set()
+for path in sorted(glob.glob("rules/*.toml")):
+    if len(families) >= 150:
+        break
+    with open(path, "rb") as f:
+        families |= {r.get("family", r["id"]) for r in tomllib.load(f)["rule"]}
+    shutil.copy(path, os.path.join(sets, "150"))
+rng = random.Random(5)
+alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+with open(os.path.join(sets, "plus300", "synthetic.toml"), "w") as f:
+    for i in range(300):
+        prefix = "".join(rng.choice(alphabet) for _ in range(4)) + "_"
+        f.write(f'[[rule]]\nid = "synthetic.r{i}"\nname = "synthetic {i}"\nprefixes = ["{prefix}"]\n'
+                f'charset = "0-9A-Za-z"\nlength = 32\nconfidence = "high"\nseverity = "high"\n\n')
+EOF
+
+find "$TREE" -type f -print0 | xargs -0 cat > /dev/null
+MIB=$(du -sm --apparent-size "$TREE" | cut -f1)
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+echo "tree: $TREE, $MIB MiB, $(find "$TREE" -type f | wc -l) files"
+echo
+echo "| rules | families | anchors | keyward median s | MiB/s | peak RSS MiB | rg -F median s | keyward / rg |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+for set in 24 150 all plus300; do
+  dir=$SETS/$set
+  rules=$("$KW" rules list --no-config --no-builtin-rules --rules "$dir" | tail -n 1)
+  "$KW" rules list --no-config --no-builtin-rules --rules "$dir" --format anchors > "$OUT/anchors-$set.txt"
+  anchors=$(wc -l < "$OUT/anchors-$set.txt")
+  : > "$OUT/kw-$set.txt"; : > "$OUT/rg-$set.txt"
+  for _ in $(seq "$RUNS"); do
+    /usr/bin/time -f "%e %M" -a -o "$OUT/kw-$set.txt" "$KW" scan --no-config --no-builtin-rules --rules "$dir" -q --format json "$TREE" > /dev/null || true
+    /usr/bin/time -f "%e %M" -a -o "$OUT/rg-$set.txt" rg -F -c --no-ignore-vcs -f "$OUT/anchors-$set.txt" "$TREE" > /dev/null || true
+  done
+  kw=$(grep -E '^[0-9]' "$OUT/kw-$set.txt" | cut -d' ' -f1 | median)
+  rss=$(grep -E '^[0-9]' "$OUT/kw-$set.txt" | cut -d' ' -f2 | median | awk '{printf "%.0f", $1/1024}')
+  rg=$(grep -E '^[0-9]' "$OUT/rg-$set.txt" | cut -d' ' -f1 | median)
+  awk -v s="$set" -v r="$rules" -v a="$anchors" -v kw="$kw" -v rg="$rg" -v mib="$MIB" -v rss="$rss" 'BEGIN {
+    split(r, p, " "); printf "| %s | %s | %s | %.2f | %.0f | %s | %.2f | %.2fx |\n", s, p[3], a, kw, mib / kw, rss, rg, kw / rg }'
+done
