@@ -51,21 +51,31 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 
 echo "tree: $TREE, $MIB MiB, $(find "$TREE" -type f | wc -l) files"
 echo
-echo "| rules | families | anchors | keyward median s | MiB/s | peak RSS MiB | rg -F median s | keyward / rg |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| rules | families | anchors | design | keyward median s | MiB/s | peak RSS MiB | rg -F median s | keyward / rg |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for set in 24 150 all plus300; do
   dir=$SETS/$set
   rules=$("$KW" rules list --no-config --no-builtin-rules --rules "$dir" | tail -n 1)
   "$KW" rules list --no-config --no-builtin-rules --rules "$dir" --format anchors > "$OUT/anchors-$set.txt"
   anchors=$(wc -l < "$OUT/anchors-$set.txt")
-  : > "$OUT/kw-$set.txt"; : > "$OUT/rg-$set.txt"
+  : > "$OUT/rg-$set.txt"
+  # Designs: SIMD groups of 64 anchors, each a pass (KEYWARD_SIMD_GROUPS=1000);
+  # one DFA over every anchor (=0); and what the engine picks by default.
+  for design in teddy dfa default; do
+    case $design in teddy) groups=1000 ;; dfa) groups=0 ;; default) groups= ;; esac
+    : > "$OUT/kw-$set-$design.txt"
+    for _ in $(seq "$RUNS"); do
+      KEYWARD_SIMD_GROUPS=$groups /usr/bin/time -f "%e %M" -a -o "$OUT/kw-$set-$design.txt" "$KW" scan --no-config --no-builtin-rules --rules "$dir" -q --format json "$TREE" > /dev/null || true
+    done
+  done
   for _ in $(seq "$RUNS"); do
-    /usr/bin/time -f "%e %M" -a -o "$OUT/kw-$set.txt" "$KW" scan --no-config --no-builtin-rules --rules "$dir" -q --format json "$TREE" > /dev/null || true
     /usr/bin/time -f "%e %M" -a -o "$OUT/rg-$set.txt" rg -F -c --no-ignore-vcs -f "$OUT/anchors-$set.txt" "$TREE" > /dev/null || true
   done
-  kw=$(grep -E '^[0-9]' "$OUT/kw-$set.txt" | cut -d' ' -f1 | median)
-  rss=$(grep -E '^[0-9]' "$OUT/kw-$set.txt" | cut -d' ' -f2 | median | awk '{printf "%.0f", $1/1024}')
   rg=$(grep -E '^[0-9]' "$OUT/rg-$set.txt" | cut -d' ' -f1 | median)
-  awk -v s="$set" -v r="$rules" -v a="$anchors" -v kw="$kw" -v rg="$rg" -v mib="$MIB" -v rss="$rss" 'BEGIN {
-    split(r, p, " "); printf "| %s | %s | %s | %.2f | %.0f | %s | %.2f | %.2fx |\n", s, p[3], a, kw, mib / kw, rss, rg, kw / rg }'
+  for design in teddy dfa default; do
+    kw=$(grep -E '^[0-9]' "$OUT/kw-$set-$design.txt" | cut -d' ' -f1 | median)
+    rss=$(grep -E '^[0-9]' "$OUT/kw-$set-$design.txt" | cut -d' ' -f2 | median | awk '{printf "%.0f", $1/1024}')
+    awk -v s="$set" -v d="$design" -v r="$rules" -v a="$anchors" -v kw="$kw" -v rg="$rg" -v mib="$MIB" -v rss="$rss" 'BEGIN {
+      split(r, p, " "); printf "| %s | %s | %s | %s | %.2f | %.0f | %s | %.2f | %.2fx |\n", s, p[3], a, d, kw, mib / kw, rss, rg, kw / rg }'
+  done
 done

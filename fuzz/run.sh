@@ -3,7 +3,9 @@
 # this 2-core box, and prints each target's executions and outcome.
 #   fuzz/run.sh [SECONDS] [TARGET...]
 # Needs the nightly toolchain (`rustup toolchain install nightly`) and
-# cargo-fuzz (`cargo install cargo-fuzz`). Corpora grow in fuzz/corpus/;
+# cargo-fuzz (`cargo install cargo-fuzz`). Each target starts from its
+# small seed corpus in fuzz/seeds/ (kept in the repository, under 2 MB) and
+# grows its working corpus in target/fuzz-corpus/ (not committed);
 # a crash lands in fuzz/artifacts/<target>/ and this script exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,8 @@ args_for() {
 }
 run() {
   # shellcheck disable=SC2046
-  cargo +nightly fuzz run -O "$1" -- -max_total_time="$seconds" -print_final_stats=1 $(args_for "$1") >"$logs/$1.log" 2>&1
+  mkdir -p "target/fuzz-corpus/$1"
+  cargo +nightly fuzz run -O "$1" "target/fuzz-corpus/$1" "fuzz/seeds/$1" -- -max_total_time="$seconds" -print_final_stats=1 $(args_for "$1") >"$logs/$1.log" 2>&1
 }
 status=0
 for ((i = 0; i < ${#targets[@]}; i += 2)); do

@@ -1,7 +1,7 @@
 //! `keyward scan` and `keyward rules` driven as a user would: the real
 //! binary on real files in temp directories.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -491,4 +491,54 @@ fn matched_contexts_are_escaped_in_text_output() {
     assert_eq!(text.lines().count(), 2, "{text:?}");
     assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
     assert!(text.contains(r"\e"), "{text:?}");
+}
+
+/// Microsoft's SARIF multitool, where `scripts/test` installs it.
+fn sarif_multitool() -> Option<PathBuf> {
+    let installed =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/sarif-multitool/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool");
+    std::env::var_os("SARIF_MULTITOOL")
+        .map(PathBuf::from)
+        .or(Some(installed))
+        .filter(|p| p.is_file())
+}
+
+/// GitHub code scanning's own rules (`Gh`) and SARIF's, on a scan of `.`
+/// and of an absolute path: no error, no warning.
+#[test]
+fn sarif_multitool_accepts_relative_and_absolute_scans() {
+    let Some(multitool) = sarif_multitool() else {
+        eprintln!("skipped: the SARIF multitool is not installed (scripts/test installs it with npm)");
+        return;
+    };
+    let dir = tree(&[
+        ("src/app.py", format!("TOKEN = '{GHP}'\n").as_bytes()),
+        ("dir with space/x.env", format!("N={NPM}").as_bytes()),
+    ]);
+    let absolute = dir.path().canonicalize().unwrap();
+    for target in [".".to_string(), absolute.to_string_lossy().into_owned()] {
+        let out = keyward(dir.path(), &["scan", &target, "--format", "sarif", "--no-config"]);
+        assert_eq!(out.status.code(), Some(1));
+        let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for result in sarif["runs"][0]["results"].as_array().unwrap() {
+            let uri = result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                .as_str()
+                .unwrap();
+            assert!(!uri.starts_with('/'), "{uri}");
+        }
+        let file = dir.path().join("out.sarif");
+        std::fs::write(&file, &out.stdout).unwrap();
+        let check = Command::new(&multitool)
+            .args(["validate", "--rule-kind", "Gh;Sarif"])
+            .arg(&file)
+            .output()
+            .expect("the multitool runs");
+        let report = String::from_utf8_lossy(&check.stdout);
+        assert!(check.status.success(), "{report}");
+        assert!(
+            !report.contains(": error ") && !report.contains(": warning "),
+            "scan {target}:\n{report}"
+        );
+        std::fs::remove_file(&file).unwrap();
+    }
 }

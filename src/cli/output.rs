@@ -182,11 +182,13 @@ fn sarif(found: &[Reported], engine: &Engine, secrets: bool) -> Value {
         "runs": [{
             "tool": {"driver": {
                 "name": "keyward",
+                "informationUri": INFORMATION_URI,
                 "version": env!("CARGO_PKG_VERSION"),
                 "semanticVersion": env!("CARGO_PKG_VERSION"),
                 "rules": rules,
             }},
             "columnKind": "unicodeCodePoints",
+            "originalUriBaseIds": {SRCROOT: {"uri": working_directory_uri()}},
             "results": results,
         }]
     })
@@ -255,7 +257,7 @@ fn sarif_result(r: &Reported, engine: &Engine, secrets: bool) -> Value {
         "level": sarif_level(rule),
         "message": {"text": message},
         "locations": [{"physicalLocation": {
-            "artifactLocation": {"uri": sarif_uri(&r.path)},
+            "artifactLocation": artifact_location(&r.path),
             "region": {"startLine": f.line, "startColumn": f.column, "byteOffset": f.start, "byteLength": f.end - f.start},
         }}],
         "partialFingerprints": {"keywardFindingId/v1": f.finding_id},
@@ -271,7 +273,34 @@ fn sarif_result(r: &Reported, engine: &Engine, secrets: bool) -> Value {
     result
 }
 
-/// A relative URI reference with `/` separators and reserved bytes escaped.
+/// Where the tool is documented, for code scanning's rule help.
+const INFORMATION_URI: &str = match option_env!("CARGO_PKG_HOMEPAGE") {
+    Some(uri) if !uri.is_empty() => uri,
+    _ => "https://github.com/keyward/keyward",
+};
+
+/// The base a relative path is read against: the directory the scan ran in.
+const SRCROOT: &str = "SRCROOT";
+
+fn working_directory_uri() -> String {
+    let dir = std::env::current_dir()
+        .map(|d| d.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "/".into());
+    let dir = if dir.ends_with('/') { dir } else { format!("{dir}/") };
+    format!("file://{}", sarif_uri(&dir))
+}
+
+/// An absolute path as a `file://` URI; a relative one against `SRCROOT`,
+/// as code scanning wants (a bare `/srv/app/x` is SARIF1004).
+fn artifact_location(path: &str) -> Value {
+    let path = path.replace('\\', "/");
+    match path.strip_prefix('/') {
+        Some(_) => json!({"uri": format!("file://{}", sarif_uri(&path))}),
+        None => json!({"uri": sarif_uri(path.strip_prefix("./").unwrap_or(&path)), "uriBaseId": SRCROOT}),
+    }
+}
+
+/// A URI path with `/` separators and reserved bytes escaped.
 fn sarif_uri(path: &str) -> String {
     let mut uri = String::with_capacity(path.len());
     for b in path.replace('\\', "/").bytes() {

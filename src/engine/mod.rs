@@ -43,9 +43,19 @@ const MAX_WIDENING: usize = 16;
 /// anchors are grouped into automata of at most this many.
 const SIMD_LIMIT: usize = 64;
 /// Each group is a pass over the input. Measured (BENCHMARKS.md, "rule
-/// count"), two Teddy passes beat one DFA pass, three about tie, and past
-/// that one DFA over every anchor wins and stays flat as anchors grow.
-const MAX_SIMD_GROUPS: usize = 2;
+/// count"), a Teddy pass costs about a seventh of a DFA pass on source
+/// text, so up to seven groups beat one DFA over every anchor; past that
+/// the DFA wins and stays flat as anchors grow.
+const MAX_SIMD_GROUPS: usize = 7;
+
+/// The group limit, which `KEYWARD_SIMD_GROUPS` overrides so that
+/// `bench/scaling.sh` can measure both designs with one binary.
+fn max_simd_groups() -> usize {
+    std::env::var("KEYWARD_SIMD_GROUPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MAX_SIMD_GROUPS)
+}
 use charset::is_word_byte;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +71,9 @@ pub enum EngineError {
 struct Target {
     rule: usize,
     prefix: usize,
+    /// Where the anchor stands in the prefix: the token starts this many
+    /// bytes before the hit.
+    offset: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -188,7 +201,13 @@ impl Engine {
         for searcher in &self.searchers {
             for (start, pattern) in searcher.hits(hay) {
                 match pattern.base64_align {
-                    None => pattern.targets.iter().for_each(|t| self.push_plain(hay, start, *t, &mut found)),
+                    None => {
+                        for t in &pattern.targets {
+                            if let Some(token_start) = start.checked_sub(t.offset) {
+                                self.push_plain(hay, token_start, *t, &mut found);
+                            }
+                        }
+                    }
                     Some(align) => self.push_base64(hay, start, align, pattern, &mut found),
                 }
             }
@@ -635,7 +654,7 @@ impl AnchorSet {
         self.inherit_shorter_targets();
         let mut by_length: Vec<(Vec<u8>, Pattern)> = self.literals.into_iter().zip(self.patterns).collect();
         by_length.sort_by_key(|(literal, _)| std::cmp::Reverse(literal.len()));
-        let group = if by_length.len() <= SIMD_LIMIT * MAX_SIMD_GROUPS {
+        let group = if by_length.len() <= SIMD_LIMIT * max_simd_groups() {
             SIMD_LIMIT
         } else {
             by_length.len()
@@ -697,12 +716,30 @@ fn anchor_keys(rule: &Rule, prefix: &str) -> Vec<Vec<u8>> {
     next.into_iter().chain(openers).map(|b| [bytes, &[b]].concat()).collect()
 }
 
+/// The four bytes of a long prefix that ordinary text holds least often:
+/// the window with the most bytes other than lowercase letters and spaces
+/// (`k-1/` of `configcat-sdk-1/`, not `conf`). `None` keeps the start.
+fn selective_window(prefix: &[u8]) -> Option<usize> {
+    let common = |b: &u8| b.is_ascii_lowercase() || *b == b' ';
+    let rare = |w: &[u8]| w.iter().filter(|b| !common(b)).count();
+    let (best, offset) = prefix
+        .windows(PLAIN_ANCHOR)
+        .enumerate()
+        .map(|(i, w)| (rare(w), std::cmp::Reverse(i)))
+        .max()?;
+    (offset.0 > 0 && best > rare(&prefix[..PLAIN_ANCHOR])).then_some(offset.0)
+}
+
 fn each_prefix(rules: &RuleSet) -> impl Iterator<Item = (&Rule, &str, Target)> {
     rules.rules().iter().enumerate().flat_map(|(r, rule)| {
-        rule.prefixes
-            .iter()
-            .enumerate()
-            .map(move |(p, prefix)| (rule, prefix.as_str(), Target { rule: r, prefix: p }))
+        rule.prefixes.iter().enumerate().map(move |(p, prefix)| {
+            let target = Target {
+                rule: r,
+                prefix: p,
+                offset: 0,
+            };
+            (rule, prefix.as_str(), target)
+        })
     })
 }
 
@@ -712,13 +749,17 @@ fn each_prefix(rules: &RuleSet) -> impl Iterator<Item = (&Rule, &str, Target)> {
 fn anchors(rules: &RuleSet, keywords: bool) -> AnchorSet {
     let mut set = if keywords { AnchorSet::default() } else { base64_anchors(rules) };
     for (rule, prefix, target) in each_prefix(rules).filter(|(r, _, _)| r.keyword_gap.is_some() == keywords) {
-        let keys = if keywords {
-            vec![prefix.as_bytes().to_ascii_lowercase()]
-        } else {
-            anchor_keys(rule, prefix)
-        };
-        for key in keys {
-            set.add(key, None, target);
+        if keywords {
+            set.add(prefix.as_bytes().to_ascii_lowercase(), None, target);
+            continue;
+        }
+        match selective_window(prefix.as_bytes()) {
+            Some(offset) => set.add(
+                prefix.as_bytes()[offset..offset + PLAIN_ANCHOR].to_vec(),
+                None,
+                Target { offset, ..target },
+            ),
+            None => anchor_keys(rule, prefix).into_iter().for_each(|key| set.add(key, None, target)),
         }
     }
     set
@@ -753,6 +794,9 @@ fn resolve_overlaps(mut found: Vec<Candidate>) -> Vec<Candidate> {
             .then(b.end.cmp(&a.end))
             .then(b.confidence.cmp(&a.confidence))
             .then(a.rule.cmp(&b.rule))
+            // The longest prefix names the match (`sl.u.…`, not `sl.…`).
+            .then(b.redacted.len().cmp(&a.redacted.len()))
+            .then(a.redacted.cmp(&b.redacted))
     });
     let mut kept: Vec<Candidate> = Vec::with_capacity(found.len());
     for c in found {

@@ -240,11 +240,11 @@ fn shipped_rules_take_one_pass_or_two_simd_passes() {
         .iter()
         .map(|s| (s.automaton.patterns_len(), s.automaton.min_pattern_len()))
         .collect();
-    // Literal anchors in at most two SIMD groups or one DFA, plus keywords.
+    // Literal anchors in at most seven SIMD groups or one DFA, plus keywords.
     let literal = engine.searchers.len() - 1;
-    let one_dfa = literal == 1 && engine.searchers[0].patterns.len() > SIMD_LIMIT * MAX_SIMD_GROUPS;
+    let one_dfa = literal == 1 && engine.searchers[0].patterns.len() > SIMD_LIMIT * max_simd_groups();
     assert!(
-        one_dfa || (literal <= MAX_SIMD_GROUPS && engine.searchers.iter().all(|s| s.patterns.len() <= SIMD_LIMIT)),
+        one_dfa || (literal <= max_simd_groups() && engine.searchers.iter().all(|s| s.patterns.len() <= SIMD_LIMIT)),
         "{groups:?}"
     );
 }
