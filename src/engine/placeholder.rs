@@ -38,8 +38,12 @@ pub fn is_placeholder_word(password: &[u8]) -> bool {
         b"yourpassword",
         b"changeme",
     ];
+    // Test suites and docs name their fake passwords: `home-pass`, `s3cret-pwd`.
+    const NAMING: &[&[u8]] = &[b"pass", b"pwd", b"secret"];
     let lower = password.to_ascii_lowercase();
-    PASSWORDS.contains(&lower.as_slice()) || has_placeholder_word(&lower)
+    PASSWORDS.contains(&lower.as_slice())
+        || has_placeholder_word(&lower)
+        || NAMING.iter().any(|w| memchr::memmem::find(&lower, w).is_some())
 }
 
 pub fn looks_like_placeholder(body: &[u8]) -> bool {
