@@ -11,6 +11,7 @@
 # cloned on this machine); any clone works as REPO.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 RUNS=${1:-5}
 REPO=${2:-bench/out/history}
 OUT=bench/out
@@ -19,7 +20,6 @@ cargo build --release --quiet
 KW=$PWD/target/release/keyward
 [ -d "$REPO" ] || python3 bench/history.py --out "$REPO" --commits 40000
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 git -C "$REPO" cat-file --batch-all-objects --batch-check='%(objecttype) %(objectsize)' |
   awk '{n[$1]++; s[$1]+=$2} END {printf "repository: %d commits, %d trees, %d blobs, %.2f GiB of blobs\n", n["commit"], n["tree"], n["blob"], s["blob"]/2^30}'
@@ -37,8 +37,7 @@ done
 report() {
   local label=$1 file=$2
   # GNU time adds "Command exited with non-zero status 1" when keyward finds something.
-  printf "| %s | %s s | %s MiB |\n" "$label" "$(grep -E '^[0-9]' "$file" | cut -d' ' -f1 | median)" \
-    "$(grep -E '^[0-9]' "$file" | cut -d' ' -f2 | median | awk '{printf "%.0f", $1/1024}')"
+  printf "| %s | %s s | %s MiB |\n" "$label" "$(wall_median "$file")" "$(rss_median_mib "$file")"
 }
 echo "| command | median wall | median peak RSS |"
 echo "| --- | --- | --- |"

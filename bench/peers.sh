@@ -15,6 +15,7 @@
 # characters of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 RUNS=${1:-5}
 OUT=bench/out
 mkdir -p "$OUT"
@@ -46,9 +47,8 @@ run() {
 TOOLS="keyward gitleaks betterleaks kingfisher ripsecrets"
 # DETECTION_ONLY=1 skips the speed runs.
 if [ -z "${DETECTION_ONLY:-}" ]; then
-find "$SPEED" -type f -print0 | xargs -0 cat > /dev/null
+warm "$SPEED"
 MIB=$(du -sm --apparent-size "$SPEED" | cut -f1)
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo "speed tree: $MIB MiB, $(find "$SPEED" -type f | wc -l) files"
 echo
 echo "| tool | version | runs | median wall s | MiB/s | peak RSS MiB | keyward is faster by |"
@@ -59,8 +59,8 @@ for tool in $TOOLS; do
   for _ in $(seq "$runs"); do
     /usr/bin/time -f "%e %M" -a -o "$OUT/peers-$tool.time" bash -c "$(declare -f run); KW=$KW GITLEAKS=$GITLEAKS BETTERLEAKS=$BETTERLEAKS KINGFISHER=$KINGFISHER RIPSECRETS=$RIPSECRETS run $tool $SPEED $OUT/peers-$tool-speed.json" || true
   done
-  wall=$(grep -E '^[0-9]' "$OUT/peers-$tool.time" | cut -d' ' -f1 | median)
-  rss=$(grep -E '^[0-9]' "$OUT/peers-$tool.time" | cut -d' ' -f2 | median | awk '{printf "%.0f", $1/1024}')
+  wall=$(wall_median "$OUT/peers-$tool.time")
+  rss=$(rss_median_mib "$OUT/peers-$tool.time")
   echo "$tool $wall $rss" >> "$OUT/peers-speed.txt.tmp"
 done
 kw_wall=$(awk '$1=="keyward"{print $2}' "$OUT/peers-speed.txt.tmp")

@@ -12,6 +12,7 @@
 # 100x to 1000x slower.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 RUNS=${1:-5}
 # ripsecrets takes about a minute per run on these trees.
 SLOW_RUNS=$(( RUNS < 3 ? RUNS : 3 ))
@@ -34,7 +35,6 @@ fi
 [ -d "$OUT/gen1g" ] || python3 bench/corpus.py --out "$OUT/gen1g" --size 1G --seed 3 >/dev/null
 [ -f "$OUT/one-gib.txt" ] || find "$OUT/gen1g/src" -type f -print0 | xargs -0 cat | head -c 1073741824 > "$OUT/one-gib.txt"
 
-warm() { find "$1" -type f -print0 | xargs -0 cat > /dev/null; }
 
 # time_cmd LABEL TREE CMD...: one run, appends "label tree wall rss findings".
 time_cmd() {

@@ -13,6 +13,7 @@
 # Prints a Markdown table of medians for BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 RUNS=${1:-5}
 OUT=bench/out
 TREE=${2:-$OUT/gen1g}
@@ -45,9 +46,8 @@ with open(os.path.join(sets, "plus300", "synthetic.toml"), "w") as f:
                 f'charset = "0-9A-Za-z"\nlength = 32\nconfidence = "high"\nseverity = "high"\n\n')
 EOF
 
-find "$TREE" -type f -print0 | xargs -0 cat > /dev/null
+warm "$TREE"
 MIB=$(du -sm --apparent-size "$TREE" | cut -f1)
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo "tree: $TREE, $MIB MiB, $(find "$TREE" -type f | wc -l) files"
 echo
@@ -71,10 +71,10 @@ for set in 24 150 all plus300; do
   for _ in $(seq "$RUNS"); do
     /usr/bin/time -f "%e %M" -a -o "$OUT/rg-$set.txt" rg -F -c --no-ignore-vcs -f "$OUT/anchors-$set.txt" "$TREE" > /dev/null || true
   done
-  rg=$(grep -E '^[0-9]' "$OUT/rg-$set.txt" | cut -d' ' -f1 | median)
+  rg=$(wall_median "$OUT/rg-$set.txt")
   for design in teddy dfa default; do
-    kw=$(grep -E '^[0-9]' "$OUT/kw-$set-$design.txt" | cut -d' ' -f1 | median)
-    rss=$(grep -E '^[0-9]' "$OUT/kw-$set-$design.txt" | cut -d' ' -f2 | median | awk '{printf "%.0f", $1/1024}')
+    kw=$(wall_median "$OUT/kw-$set-$design.txt")
+    rss=$(rss_median_mib "$OUT/kw-$set-$design.txt")
     awk -v s="$set" -v d="$design" -v r="$rules" -v a="$anchors" -v kw="$kw" -v rg="$rg" -v mib="$MIB" -v rss="$rss" 'BEGIN {
       split(r, p, " "); printf "| %s | %s | %s | %s | %.2f | %.0f | %s | %.2f | %.2fx |\n", s, p[3], a, d, kw, mib / kw, rss, rg, kw / rg }'
   done

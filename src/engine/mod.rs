@@ -367,12 +367,20 @@ fn match_inner(rule: &Rule, data: &[u8], literal: usize, after: usize) -> Option
     if start > 0 && is_word_byte(data[start - 1]) {
         return None;
     }
-    let limit = data.len().min(start + rule.max_len + 1);
-    let end = after
-        + data[after.min(limit)..limit]
-            .iter()
-            .take_while(|&&b| rule.charset.contains(b))
-            .count();
+    let end = run_end(rule, data, after.min(start + rule.max_len + 1), start + rule.max_len + 1);
+    whole_token_hit(rule, data, start, end)
+}
+
+/// Where the run of the rule's charset from `from` stops, looking no
+/// further than `limit` (one past the longest body, so an overlong run shows).
+fn run_end(rule: &Rule, data: &[u8], from: usize, limit: usize) -> usize {
+    let limit = data.len().min(limit);
+    from + data[from..limit].iter().take_while(|&&b| rule.charset.contains(b)).count()
+}
+
+/// `data[start..end]` as a token with no prefix to show (an inner anchor's
+/// token, a keyword's secret), if its length, bounds and pattern fit.
+fn whole_token_hit(rule: &Rule, data: &[u8], start: usize, end: usize) -> Option<Hit> {
     let len = end - start;
     if !(rule.min_len..=rule.max_len).contains(&len) || data.get(end).is_some_and(|&b| is_word_byte(b)) {
         return None;
@@ -399,23 +407,7 @@ fn match_after_keyword(rule: &Rule, data: &[u8], keyword_end: usize, gap: usize)
         return None;
     }
     let body = keyword_end + skipped;
-    let limit = data.len().min(body + rule.max_len + 1);
-    let end = body + data[body..limit].iter().take_while(|&&b| rule.charset.contains(b)).count();
-    let len = end - body;
-    if !(rule.min_len..=rule.max_len).contains(&len) || data.get(end).is_some_and(|&b| is_word_byte(b) || rule.charset.contains(b)) {
-        return None;
-    }
-    let secret = &data[body..end];
-    if rule.pattern.as_ref().is_some_and(|p| !p.is_match(secret)) {
-        return None;
-    }
-    Some(Hit {
-        start: body,
-        end,
-        confidence: judge(rule, secret, 0, secret),
-        display_prefix: String::new(),
-        tail: body..end,
-    })
+    whole_token_hit(rule, data, body, run_end(rule, data, body, body + rule.max_len + 1))
 }
 
 /// `scheme://user:password@host`: the password, unless it is a
@@ -441,7 +433,7 @@ fn match_uri_password(rule: &Rule, data: &[u8], sep: usize, after: usize) -> Opt
         return None;
     }
     let (start, end) = (after + colon + 1, after + at);
-    let variable = password.starts_with(b"$") || password.starts_with(b"%") || password.starts_with(b"{") || password.starts_with(b"<");
+    let variable = matches!(password.first(), Some(b'$' | b'%' | b'{' | b'<'));
     let confidence = if variable || placeholder::looks_like_placeholder(password) || placeholder::is_placeholder_word(password) {
         Confidence::Placeholder
     } else {
@@ -469,10 +461,9 @@ fn judge(rule: &Rule, token: &[u8], prefix_len: usize, body: &[u8]) -> Confidenc
 }
 
 fn match_token(rule: &Rule, data: &[u8], start: usize, body: usize) -> Option<Hit> {
-    let limit = data.len().min(body + rule.max_len + 1);
-    let mut end = body + data[body..limit].iter().take_while(|&&b| rule.charset.contains(b)).count();
+    let mut end = run_end(rule, data, body, body + rule.max_len + 1);
     // A full stop that ends the run ends the sentence, not the token.
-    while end > body && data[end - 1] == b'.' && !data.get(end).is_some_and(|&b| rule.charset.contains(b)) {
+    if end > body && data[end - 1] == b'.' && !data.get(end).is_some_and(|&b| rule.charset.contains(b)) {
         end -= 1;
     }
     let len = end - body;

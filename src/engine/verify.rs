@@ -6,12 +6,12 @@
 //! allocates more than the decoded token, and none looks anything up: a
 //! scan stays offline.
 
-use crate::keys::checksum::{crc32_base62, CHECKSUM_LEN};
+use crate::keys::checksum::{self, CHECKSUM_LEN};
 
 /// GitHub and npm: the last six body characters are CRC-32 of the rest of
 /// the body, in base62.
 pub fn crc32_base62_tail(body: &[u8]) -> bool {
-    body.len() > CHECKSUM_LEN && body[body.len() - CHECKSUM_LEN..] == crc32_base62(&body[..body.len() - CHECKSUM_LEN])
+    body.len() > CHECKSUM_LEN && checksum::verify(&body[..body.len() - CHECKSUM_LEN], &body[body.len() - CHECKSUM_LEN..])
 }
 
 /// GitLab routable tokens: `<prefix><base64url payload>.[01.]<2 base36:
