@@ -3,6 +3,7 @@
 # every literal anchor of the same rules, in the same run, page cache warm.
 #
 #   bench/scaling.sh [RUNS] [TREE]    # default 5 runs, bench/out/gen1g
+#   BASELINE=/path/to/older/keyward bench/scaling.sh   # adds its rows
 #
 # Rule sets (each scanned with --no-builtin-rules --rules DIR):
 #   24:   the 24 formats shipped before the breadth work (commit c9b4125);
@@ -46,6 +47,7 @@ with open(os.path.join(sets, "plus300", "synthetic.toml"), "w") as f:
                 f'charset = "0-9A-Za-z"\nlength = 32\nconfidence = "high"\nseverity = "high"\n\n')
 EOF
 
+DESIGNS="avx2 scalar${BASELINE:+ baseline}"
 warm "$TREE"
 MIB=$(du -sm --apparent-size "$TREE" | cut -f1)
 
@@ -59,20 +61,21 @@ for set in 24 150 all plus300; do
   "$KW" rules list --no-config --no-builtin-rules --rules "$dir" --format anchors > "$OUT/anchors-$set.txt"
   anchors=$(wc -l < "$OUT/anchors-$set.txt")
   : > "$OUT/rg-$set.txt"
-  # Designs: SIMD groups of 64 anchors, each a pass (KEYWARD_SIMD_GROUPS=1000);
-  # one DFA over every anchor (=0); and what the engine picks by default.
-  for design in teddy dfa default; do
-    case $design in teddy) groups=1000 ;; dfa) groups=0 ;; default) groups= ;; esac
+  # Designs: the 4-byte window filter with its AVX2 kernel (the default on
+  # this CPU) and with its portable one; and, given BASELINE, an older
+  # binary (aho-corasick automata) on the same rules.
+  for design in $DESIGNS; do
+    case $design in scalar) kernel=scalar; bin=$KW ;; baseline) kernel=; bin=$BASELINE ;; *) kernel=; bin=$KW ;; esac
     : > "$OUT/kw-$set-$design.txt"
     for _ in $(seq "$RUNS"); do
-      KEYWARD_SIMD_GROUPS=$groups /usr/bin/time -f "%e %M" -a -o "$OUT/kw-$set-$design.txt" "$KW" scan --no-config --no-builtin-rules --rules "$dir" -q --format json "$TREE" > /dev/null || true
+      KEYWARD_SCAN_KERNEL=$kernel /usr/bin/time -f "%e %M" -a -o "$OUT/kw-$set-$design.txt" "$bin" scan --no-config --no-builtin-rules --rules "$dir" -q --format json "$TREE" > /dev/null || true
     done
   done
   for _ in $(seq "$RUNS"); do
     /usr/bin/time -f "%e %M" -a -o "$OUT/rg-$set.txt" rg -F -c --no-ignore-vcs -f "$OUT/anchors-$set.txt" "$TREE" > /dev/null || true
   done
   rg=$(wall_median "$OUT/rg-$set.txt")
-  for design in teddy dfa default; do
+  for design in $DESIGNS; do
     kw=$(wall_median "$OUT/kw-$set-$design.txt")
     rss=$(rss_median_mib "$OUT/kw-$set-$design.txt")
     awk -v s="$set" -v d="$design" -v r="$rules" -v a="$anchors" -v kw="$kw" -v rg="$rg" -v mib="$MIB" -v rss="$rss" 'BEGIN {

@@ -26,6 +26,29 @@ pub fn fragment(prefix: &[u8], align: usize) -> Vec<u8> {
     encoded[first..last.max(first)].to_vec()
 }
 
+/// The characters that can follow [`fragment`]`(prefix, align)` when the
+/// prefix is followed by any byte: the next character carries the
+/// prefix's last bits and the first of that byte, so it is one of 4 or 16
+/// (a 3-character fragment), in either alphabet.
+pub fn chars_after_fragment(prefix: &[u8], align: usize) -> Vec<u8> {
+    let at = lead_chars(align) + fragment(prefix, align).len();
+    let mut bytes = vec![0u8; align];
+    bytes.extend_from_slice(prefix);
+    bytes.push(0);
+    let known = sextet(encode(&bytes)[at]).expect("encode writes the standard alphabet");
+    // The character's low bits are the first bits of the byte that follows.
+    let free = 6 * (at + 1) - 8 * (align + prefix.len());
+    let mut chars: Vec<u8> = (0..1u32 << free)
+        .flat_map(|low| match STANDARD[(known | low) as usize] {
+            b'+' => vec![b'+', b'-'],
+            b'/' => vec![b'/', b'_'],
+            c => vec![c],
+        })
+        .collect();
+    chars.sort_unstable();
+    chars
+}
+
 fn encode(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len().div_ceil(3) * 4);
     for group in bytes.chunks(3) {
@@ -106,6 +129,19 @@ mod tests {
     t!(ghp_offset_one, b"ghp_", 1, "docF");
     t!(ghp_offset_two, b"ghp_", 2, "naHBf");
     t!(pem_header, b"-----BEGIN", 0, "LS0tLS1CRUdJT");
+
+    #[test]
+    fn a_three_character_fragment_is_followed_by_one_of_few_characters() {
+        // "sk-" two bytes into a group: "zay", then a character whose top
+        // four bits are the last four of '-'.
+        assert_eq!(String::from_utf8(fragment(b"sk-", 2)).unwrap(), "zay");
+        let after = chars_after_fragment(b"sk-", 2);
+        assert_eq!(String::from_utf8(after).unwrap(), "0123");
+        for next in 0..=255u8 {
+            let encoded = encode(&[0, 0, b's', b'k', b'-', next]);
+            assert!(chars_after_fragment(b"sk-", 2).contains(&encoded[6]));
+        }
+    }
 
     #[test]
     fn decode_round_trips() {

@@ -1,14 +1,16 @@
 //! Pure scanning: bytes in, findings out. No I/O, no async, no knowledge of
 //! where the bytes came from.
 //!
-//! One aho-corasick automaton holds every rule prefix, plus the base64
-//! forms of each prefix at its three alignments, so tokens hidden one
-//! base64 level deep cost no second pass. A hit is extended over the rule's
+//! One pass finds every rule's anchors ([`anchors`]): prefixes, inner
+//! literals, keywords, and the base64 forms of each prefix at its three
+//! alignments, so tokens hidden one base64 level deep cost no second pass.
+//! A hit is extended over the rule's
 //! charset with a word boundary on both sides, then validated: pattern,
 //! checksum, placeholder heuristics. [`Stream`] feeds the engine fixed-size
 //! chunks so memory stays flat however large the input.
 
 pub mod allowlist;
+mod anchors;
 mod base64;
 pub mod charset;
 mod finding;
@@ -18,9 +20,10 @@ pub mod rules;
 mod stream;
 pub mod verify;
 
-use aho_corasick::{AhoCorasick, MatchKind};
-
 pub use allowlist::Allowlist;
+use anchors::each_prefix;
+pub use anchors::Kernel;
+use anchors::{AnchorIndex, Pattern, Target};
 pub use finding::{finding_id, redact, Encoding, Finding, Secret};
 pub use reference::comparable;
 pub use rules::{ChecksumKind, Confidence, Rule, RuleError, RuleSet, Severity, Shape};
@@ -28,60 +31,14 @@ pub use stream::Stream;
 
 use crate::keys::checksum;
 
-/// Anchor bytes: three give the SIMD prefilter its best fingerprint; a
-/// fourth makes a plain hit more selective before the prefix is compared.
-const MIN_ANCHOR: usize = 3;
-const PLAIN_ANCHOR: usize = 4;
-/// Base64 anchors are four characters where the prefix allows; three-
-/// character ones are kept in their own automaton (mixed into a full group
-/// they cut its throughput from 4.5 to 0.5 GB/s).
-const BASE64_ANCHOR: usize = 4;
-/// How many one-byte widenings a short prefix may get.
-const MAX_WIDENING: usize = 16;
-/// aho-corasick uses its SIMD (Teddy) prefilter only for up to 64 literals;
-/// past that it walks a DFA byte by byte at a tenth of the speed, so
-/// anchors are grouped into automata of at most this many.
-const SIMD_LIMIT: usize = 64;
-/// Each group is a pass over the input. Measured (BENCHMARKS.md, "rule
-/// count"), a Teddy pass costs about a seventh of a DFA pass on source
-/// text, so up to seven groups beat one DFA over every anchor; past that
-/// the DFA wins and stays flat as anchors grow.
-const MAX_SIMD_GROUPS: usize = 7;
-
-/// The group limit, which `KEYWARD_SIMD_GROUPS` overrides so that
-/// `bench/scaling.sh` can measure both designs with one binary.
-fn max_simd_groups() -> usize {
-    std::env::var("KEYWARD_SIMD_GROUPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(MAX_SIMD_GROUPS)
-}
 use charset::is_word_byte;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("no rules to scan with")]
     NoRules,
-    #[error("building the prefix automaton: {0}")]
+    #[error("building the short-anchor automaton: {0}")]
     Automaton(#[from] aho_corasick::BuildError),
-}
-
-/// Which rule and prefix an automaton pattern stands for.
-#[derive(Debug, Clone, Copy)]
-struct Target {
-    rule: usize,
-    prefix: usize,
-    /// Where the anchor stands in the prefix: the token starts this many
-    /// bytes before the hit.
-    offset: usize,
-}
-
-#[derive(Debug, Clone)]
-struct Pattern {
-    targets: Vec<Target>,
-    /// `None` for a plain prefix; `Some(align)` for its base64 form when
-    /// the prefix starts at byte `align` of a 3-byte group.
-    base64_align: Option<usize>,
 }
 
 /// A match inside a buffer, before line numbers are known.
@@ -137,7 +94,7 @@ pub struct EngineOptions {
 #[derive(Debug)]
 pub struct Engine {
     rules: RuleSet,
-    searchers: Vec<Searcher>,
+    anchors: AnchorIndex,
     max_span: usize,
     options: EngineOptions,
 }
@@ -147,14 +104,13 @@ impl Engine {
         if rules.rules().is_empty() {
             return Err(EngineError::NoRules);
         }
-        let mut searchers = anchors(&rules, false).build(false)?;
-        searchers.extend(anchors(&rules, true).build(true)?);
+        let anchors = AnchorIndex::new(&rules)?;
         let plain_span = rules.rules().iter().map(Rule::max_span).max().unwrap_or(0);
         // A base64 match covers 4/3 of its decoded length plus the group lead.
         let max_span = base64::encoded_len(plain_span + 2) + 4;
         Ok(Engine {
             rules,
-            searchers,
+            anchors,
             max_span,
             options,
         })
@@ -174,10 +130,12 @@ impl Engine {
     /// keywords, and their base64 forms): what `rg -F` is given to compare
     /// the engine's speed against a plain literal search.
     pub fn anchor_literals(&self) -> Vec<Vec<u8>> {
-        let mut all: Vec<Vec<u8>> = self.searchers.iter().flat_map(|s| s.literals.iter().cloned()).collect();
-        all.sort();
-        all.dedup();
-        all
+        self.anchors.literals()
+    }
+
+    /// How the anchor search tests positions on this CPU.
+    pub fn kernel(&self) -> Kernel {
+        self.anchors.kernel()
     }
 
     pub fn max_span(&self) -> usize {
@@ -198,20 +156,16 @@ impl Engine {
     /// Every candidate in `hay`, ordered by start, overlaps resolved.
     pub(crate) fn candidates(&self, hay: &[u8]) -> Vec<Candidate> {
         let mut found = Vec::new();
-        for searcher in &self.searchers {
-            for (start, pattern) in searcher.hits(hay) {
-                match pattern.base64_align {
-                    None => {
-                        for t in &pattern.targets {
-                            if let Some(token_start) = start.checked_sub(t.offset) {
-                                self.push_plain(hay, token_start, *t, &mut found);
-                            }
-                        }
+        self.anchors.each_hit(hay, |start, pattern| match pattern.base64_align {
+            None => {
+                for t in &pattern.targets {
+                    if let Some(token_start) = start.checked_sub(t.offset) {
+                        self.push_plain(hay, token_start, *t, &mut found);
                     }
-                    Some(align) => self.push_base64(hay, start, align, pattern, &mut found),
                 }
             }
-        }
+            Some(align) => self.push_base64(hay, start, align, pattern, &mut found),
+        });
         self.settle(hay, found)
     }
 
@@ -410,6 +364,9 @@ fn match_after_keyword(rule: &Rule, data: &[u8], keyword_end: usize, gap: usize)
     whole_token_hit(rule, data, body, run_end(rule, data, body, body + rule.max_len + 1))
 }
 
+/// Bytes that end a URI's authority, or its userinfo at `@`.
+const URI_DELIMITERS: &[u8] = b"@/?#\"'<>";
+
 /// `scheme://user:password@host`: the password, unless it is a
 /// placeholder or a variable (`${DB_PASSWORD}`, `<password>`, `$PASS`).
 fn match_uri_password(rule: &Rule, data: &[u8], sep: usize, after: usize) -> Option<Hit> {
@@ -424,9 +381,12 @@ fn match_uri_password(rule: &Rule, data: &[u8], sep: usize, after: usize) -> Opt
     let authority = &data[after..data.len().min(after + rule.max_span())];
     let at = authority
         .iter()
-        .position(|b| b"@/?# \t\r\n\"'<>".contains(b))
+        .position(|b| b" \t\r\n".contains(b) || URI_DELIMITERS.contains(b))
         .filter(|&p| authority[p] == b'@')?;
     let colon = authority[..at].iter().position(|&b| b == b':')?;
+    if !authority[..colon].iter().all(u8::is_ascii_graphic) {
+        return None;
+    }
     let password = &authority[colon + 1..at];
     let host = authority.get(at + 1).is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'[');
     if !host || password.len() < rule.min_len || password.len() > rule.max_len || !password.iter().all(|&b| rule.charset.contains(b)) {
@@ -500,7 +460,8 @@ fn match_token(rule: &Rule, data: &[u8], start: usize, body: usize) -> Option<Hi
 /// slot. Returns where the slot ends.
 fn template_slot(data: &[u8], body: usize, run_end: usize) -> Option<usize> {
     let next = *data.get(run_end)?;
-    if !placeholder::opens_template(next) {
+    // A slot holds something printable: `<your-key>`, `${KEY}`.
+    if !placeholder::opens_template(next) || !data.get(run_end + 1).is_some_and(u8::is_ascii_graphic) {
         return None;
     }
     let window = &data[run_end..data.len().min(run_end + 64)];
@@ -582,198 +543,6 @@ fn pem_tail(rule: &Rule, body: &[u8]) -> std::ops::Range<usize> {
         end = start;
     }
     0..0
-}
-
-impl Pattern {
-    fn add_target(&mut self, target: Target) {
-        if !self.targets.iter().any(|t| t.rule == target.rule && t.prefix == target.prefix) {
-            self.targets.push(target);
-        }
-    }
-}
-
-/// Literals to search for and the rule prefixes each one stands for.
-#[derive(Default)]
-struct AnchorSet {
-    literals: Vec<Vec<u8>>,
-    patterns: Vec<Pattern>,
-}
-
-impl AnchorSet {
-    fn add(&mut self, literal: Vec<u8>, base64_align: Option<usize>, target: Target) {
-        match self.literals.iter().position(|l| *l == literal) {
-            Some(i) if self.patterns[i].base64_align == base64_align => {
-                self.patterns[i].add_target(target);
-            }
-            _ => {
-                self.literals.push(literal);
-                self.patterns.push(Pattern {
-                    targets: vec![target],
-                    base64_align,
-                });
-            }
-        }
-    }
-
-    /// Leftmost-longest search reports only the longest anchor at a
-    /// position, so an anchor also carries the targets of every shorter
-    /// anchor that begins it.
-    fn inherit_shorter_targets(&mut self) {
-        for i in 0..self.literals.len() {
-            for j in 0..self.literals.len() {
-                let shorter = self.literals[j].len() < self.literals[i].len();
-                if shorter
-                    && self.literals[i].starts_with(&self.literals[j])
-                    && self.patterns[i].base64_align == self.patterns[j].base64_align
-                {
-                    let inherited = self.patterns[j].targets.clone();
-                    for t in inherited {
-                        self.patterns[i].add_target(t);
-                    }
-                }
-            }
-        }
-    }
-
-    /// As few automata as possible of at most [`SIMD_LIMIT`] anchors each,
-    /// longest anchors first so that short ones share a group only with
-    /// each other and the long ones keep a selective SIMD fingerprint.
-    fn build(mut self, any_case: bool) -> Result<Vec<Searcher>, EngineError> {
-        if self.literals.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.inherit_shorter_targets();
-        let mut by_length: Vec<(Vec<u8>, Pattern)> = self.literals.into_iter().zip(self.patterns).collect();
-        by_length.sort_by_key(|(literal, _)| std::cmp::Reverse(literal.len()));
-        let group = if by_length.len() <= SIMD_LIMIT * max_simd_groups() {
-            SIMD_LIMIT
-        } else {
-            by_length.len()
-        };
-        let kind = (group > SIMD_LIMIT).then_some(aho_corasick::AhoCorasickKind::DFA);
-        by_length
-            .chunks(group)
-            .map(|group| {
-                let literals: Vec<&[u8]> = group.iter().map(|(l, _)| l.as_slice()).collect();
-                Ok(Searcher {
-                    automaton: AhoCorasick::builder()
-                        .match_kind(MatchKind::LeftmostLongest)
-                        .ascii_case_insensitive(any_case)
-                        .kind(kind)
-                        .build(literals)?,
-                    patterns: group.iter().map(|(_, p)| p.clone()).collect(),
-                    literals: group.iter().map(|(l, _)| l.clone()).collect(),
-                })
-            })
-            .collect()
-    }
-}
-
-/// An automaton and what each of its patterns stands for.
-#[derive(Debug)]
-struct Searcher {
-    automaton: AhoCorasick,
-    patterns: Vec<Pattern>,
-    literals: Vec<Vec<u8>>,
-}
-
-impl Searcher {
-    /// Every position where an anchor starts. The search restarts one byte
-    /// after each hit, so anchors that overlap are all seen.
-    fn hits<'a>(&'a self, hay: &'a [u8]) -> impl Iterator<Item = (usize, &'a Pattern)> + 'a {
-        let mut at = 0;
-        std::iter::from_fn(move || {
-            let m = self.automaton.find(aho_corasick::Input::new(hay).range(at..))?;
-            at = m.start() + 1;
-            Some((m.start(), &self.patterns[m.pattern().as_usize()]))
-        })
-    }
-}
-
-/// The first bytes of a prefix worth searching for. A prefix shorter than
-/// three bytes is widened by each byte its body may start with, when there
-/// are few enough (Twilio's `SK` + hex), and by each byte that opens a
-/// template slot (`SK<your-key>`), which `--all` reports.
-fn anchor_keys(rule: &Rule, prefix: &str) -> Vec<Vec<u8>> {
-    let bytes = prefix.as_bytes();
-    if bytes.len() >= MIN_ANCHOR {
-        return vec![bytes[..bytes.len().min(PLAIN_ANCHOR)].to_vec()];
-    }
-    let next: Vec<u8> = (0..=255u8).filter(|&b| rule.charset.contains(b)).collect();
-    if next.len() > MAX_WIDENING {
-        return vec![bytes.to_vec()];
-    }
-    let openers = (0..=255u8).filter(|&b| placeholder::opens_template(b) && !rule.charset.contains(b));
-    next.into_iter().chain(openers).map(|b| [bytes, &[b]].concat()).collect()
-}
-
-/// The four bytes of a long prefix that ordinary text holds least often:
-/// the window with the most bytes other than lowercase letters and spaces
-/// (`k-1/` of `configcat-sdk-1/`, not `conf`). `None` keeps the start.
-fn selective_window(prefix: &[u8]) -> Option<usize> {
-    let common = |b: &u8| b.is_ascii_lowercase() || *b == b' ';
-    let rare = |w: &[u8]| w.iter().filter(|b| !common(b)).count();
-    let (best, offset) = prefix
-        .windows(PLAIN_ANCHOR)
-        .enumerate()
-        .map(|(i, w)| (rare(w), std::cmp::Reverse(i)))
-        .max()?;
-    (offset.0 > 0 && best > rare(&prefix[..PLAIN_ANCHOR])).then_some(offset.0)
-}
-
-fn each_prefix(rules: &RuleSet) -> impl Iterator<Item = (&Rule, &str, Target)> {
-    rules.rules().iter().enumerate().flat_map(|(r, rule)| {
-        rule.prefixes.iter().enumerate().map(move |(p, prefix)| {
-            let target = Target {
-                rule: r,
-                prefix: p,
-                offset: 0,
-            };
-            (rule, prefix.as_str(), target)
-        })
-    })
-}
-
-/// Every anchor of the literal rules (the first bytes of each prefix, and
-/// their base64 forms), or of the keyword rules, which match in any case
-/// and only in plain text.
-fn anchors(rules: &RuleSet, keywords: bool) -> AnchorSet {
-    let mut set = if keywords { AnchorSet::default() } else { base64_anchors(rules) };
-    for (rule, prefix, target) in each_prefix(rules).filter(|(r, _, _)| r.keyword_gap.is_some() == keywords) {
-        if keywords {
-            set.add(prefix.as_bytes().to_ascii_lowercase(), None, target);
-            continue;
-        }
-        match selective_window(prefix.as_bytes()) {
-            Some(offset) => set.add(
-                prefix.as_bytes()[offset..offset + PLAIN_ANCHOR].to_vec(),
-                None,
-                Target { offset, ..target },
-            ),
-            None => anchor_keys(rule, prefix).into_iter().for_each(|key| set.add(key, None, target)),
-        }
-    }
-    set
-}
-
-/// Base64 anchors: the characters that encode the start of a prefix at
-/// each of the three alignments inside a 3-byte group (four of them where
-/// the prefix is long enough, else three). A prefix that contains another
-/// of its rule keeps its own anchors, so an encoded match starts where the
-/// plain one would (`https://hooks…`, not `hooks…`).
-fn base64_anchors(rules: &RuleSet) -> AnchorSet {
-    let mut set = AnchorSet::default();
-    for (rule, prefix, target) in each_prefix(rules).filter(|(r, _, _)| r.keyword_gap.is_none() && r.shape != Shape::UriPassword) {
-        for key in anchor_keys(rule, prefix) {
-            for align in 0..3 {
-                let fragment = base64::fragment(&key, align);
-                if fragment.len() >= MIN_ANCHOR {
-                    set.add(fragment[..fragment.len().min(BASE64_ANCHOR)].to_vec(), Some(align), target);
-                }
-            }
-        }
-    }
-    set
 }
 
 /// Orders candidates by start and drops any that lies inside another (one

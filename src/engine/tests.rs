@@ -233,23 +233,6 @@ fn deployment_prefix_finds_other_prefix() {
 }
 
 #[test]
-fn shipped_rules_take_one_pass_or_two_simd_passes() {
-    let engine = engine(false);
-    let groups: Vec<(usize, usize)> = engine
-        .searchers
-        .iter()
-        .map(|s| (s.automaton.patterns_len(), s.automaton.min_pattern_len()))
-        .collect();
-    // Literal anchors in at most seven SIMD groups or one DFA, plus keywords.
-    let literal = engine.searchers.len() - 1;
-    let one_dfa = literal == 1 && engine.searchers[0].patterns.len() > SIMD_LIMIT * max_simd_groups();
-    assert!(
-        one_dfa || (literal <= max_simd_groups() && engine.searchers.iter().all(|s| s.patterns.len() <= SIMD_LIMIT)),
-        "{groups:?}"
-    );
-}
-
-#[test]
 fn pem_in_a_doc_comment_redacts_to_base64() {
     let commented: String = PEM.lines().map(|l| format!("/// {l}\n")).collect();
     let found = engine(false).scan_bytes(commented.as_bytes());
