@@ -364,8 +364,8 @@ fn match_after_keyword(rule: &Rule, data: &[u8], keyword_end: usize, gap: usize)
     whole_token_hit(rule, data, body, run_end(rule, data, body, body + rule.max_len + 1))
 }
 
-/// Bytes that end a URI's authority, or its userinfo at `@`.
-const URI_DELIMITERS: &[u8] = b"@/?#\"'<>";
+/// Bytes that end a URI's authority (or its userinfo, `@`).
+const URI_DELIMITERS: &[u8] = b"@/?# \t\r\n\"'<>";
 
 /// `scheme://user:password@host`: the password, unless it is a
 /// placeholder or a variable (`${DB_PASSWORD}`, `<password>`, `$PASS`).
@@ -381,12 +381,9 @@ fn match_uri_password(rule: &Rule, data: &[u8], sep: usize, after: usize) -> Opt
     let authority = &data[after..data.len().min(after + rule.max_span())];
     let at = authority
         .iter()
-        .position(|b| b" \t\r\n".contains(b) || URI_DELIMITERS.contains(b))
+        .position(|b| URI_DELIMITERS.contains(b))
         .filter(|&p| authority[p] == b'@')?;
     let colon = authority[..at].iter().position(|&b| b == b':')?;
-    if !authority[..colon].iter().all(u8::is_ascii_graphic) {
-        return None;
-    }
     let password = &authority[colon + 1..at];
     let host = authority.get(at + 1).is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'[');
     if !host || password.len() < rule.min_len || password.len() > rule.max_len || !password.iter().all(|&b| rule.charset.contains(b)) {
@@ -460,12 +457,12 @@ fn match_token(rule: &Rule, data: &[u8], start: usize, body: usize) -> Option<Hi
 /// slot. Returns where the slot ends.
 fn template_slot(data: &[u8], body: usize, run_end: usize) -> Option<usize> {
     let next = *data.get(run_end)?;
-    // A slot holds something printable: `<your-key>`, `${KEY}`.
-    if !placeholder::opens_template(next) || !data.get(run_end + 1).is_some_and(u8::is_ascii_graphic) {
+    // A slot holds something: `<your-key>`, `${KEY}`.
+    if !placeholder::opens_template(next) || data.get(run_end + 1).is_none_or(|&b| placeholder::closes_template(b)) {
         return None;
     }
     let window = &data[run_end..data.len().min(run_end + 64)];
-    let close = window.iter().position(|b| b" \t\r\n\"'`>}]".contains(b)).unwrap_or(window.len());
+    let close = window.iter().position(|&b| placeholder::closes_template(b)).unwrap_or(window.len());
     let end = run_end + close + usize::from(window.get(close).is_some_and(|b| b">}]".contains(b)));
     (end > body).then_some(end)
 }

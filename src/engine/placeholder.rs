@@ -25,6 +25,12 @@ pub fn opens_template(byte: u8) -> bool {
     b"<{[$*%.".contains(&byte)
 }
 
+/// Bytes that end a template slot (or leave it empty: `ghp_.` ends a
+/// sentence, it opens no slot).
+pub fn closes_template(byte: u8) -> bool {
+    b" \t\r\n\"'`>}]".contains(&byte)
+}
+
 /// A password that names itself: what templates, test suites and docs put
 /// in a URI's userinfo (`password`, `home-pass`, `s3cret-pwd`, `pw`).
 pub fn is_placeholder_word(password: &[u8]) -> bool {

@@ -357,10 +357,11 @@ fn anchor_keys(rule: &Rule, prefix: &str) -> Vec<(Vec<u8>, ByteSet)> {
         return vec![(bytes.to_vec(), ByteSet::ALL)];
     }
     let body = next.into_iter().map(|b| ([bytes, &[b]].concat(), follow(rule, bytes.len(), 1)));
-    // A template slot holds printable text: `SK<your-key>`, `SK${KEY}`.
+    // A template slot holds something: `SK<your-key>`, `SK${KEY}`.
+    let in_slot = ByteSet::of((0..=255u8).filter(|&b| !placeholder::closes_template(b)));
     let openers = (0..=255u8)
         .filter(|&b| placeholder::opens_template(b) && !rule.charset.contains(b))
-        .map(|b| ([bytes, &[b]].concat(), ByteSet::of((0..=255u8).filter(u8::is_ascii_graphic))));
+        .map(|b| ([bytes, &[b]].concat(), in_slot));
     body.chain(openers).collect()
 }
 
@@ -370,13 +371,13 @@ fn anchor_keys(rule: &Rule, prefix: &str) -> Vec<(Vec<u8>, ByteSet)> {
 ///   is still too short to be whole;
 /// - an inner literal's next token byte, where the literal never ends the
 ///   token;
-/// - a URI's userinfo byte after `://`: printable, not a delimiter;
+/// - a URI's userinfo byte after `://`: not a delimiter;
 /// - anything, where the match may already be whole or reads further
 ///   (PEM blocks, keywords).
 fn follow(rule: &Rule, literal_len: usize, seen: usize) -> ByteSet {
     let charset = (0..=255u8).filter(|&b| rule.charset.contains(b));
     if rule.shape == Shape::UriPassword {
-        return ByteSet::of((0..=255u8).filter(|&b| b.is_ascii_graphic() && !URI_DELIMITERS.contains(&b)));
+        return ByteSet::of((0..=255u8).filter(|b| !URI_DELIMITERS.contains(b)));
     }
     if rule.shape != Shape::Token || rule.keyword_gap.is_some() {
         return ByteSet::ALL;
