@@ -775,3 +775,103 @@ fn a_commit_dated_past_the_year_9999_prints_and_never_panics() {
         );
     }
 }
+
+/// A history with a key added on a branch, moved, edited, merged and
+/// removed, plus clean files shared between commits: enough for blobs to be
+/// stored as deltas once packed.
+fn busy_history() -> Repo {
+    let repo = Repo::new();
+    let filler: String = (0..200).map(|i| format!("line {i} of a file that changes little\n")).collect();
+    repo.commit("base", &[("README.md", &filler), ("src/lib.rs", "fn main() {}\n")]);
+    repo.git(&["checkout", "-q", "-b", "topic"]);
+    repo.commit("topic", &[("deploy/.env", &format!("GITHUB_TOKEN={GHP}\n"))]);
+    repo.git(&["mv", "deploy/.env", "deploy/prod.env"]);
+    repo.commit("move", &[("README.md", &format!("{filler}one more\n"))]);
+    repo.git(&["checkout", "-q", "main"]);
+    repo.commit("main", &[("src/lib.rs", "fn main() { println!(); }\n")]);
+    repo.git(&["merge", "-q", "--no-ff", "-m", "merge", "topic"]);
+    repo.commit("npm", &[("ci/.npmrc", &format!("//registry.npmjs.org/:_authToken={NPM}\n"))]);
+    repo.commit("edit", &[("ci/.npmrc", &format!("# ci\n//registry.npmjs.org/:_authToken={NPM}\n"))]);
+    repo.git(&["rm", "-q", "ci/.npmrc"]);
+    repo.commit("clean", &[]);
+    repo
+}
+
+fn history_json(repo: &Repo) -> Vec<Value> {
+    let out = repo.keyward(&["scan", "--git", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    json(&out)
+}
+
+#[test]
+fn history_reads_the_same_from_loose_objects_and_from_packs() {
+    let repo = busy_history();
+    let loose = history_json(&repo);
+    let mut seen: Vec<(String, u64)> = loose
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap().to_string(), f["line"].as_u64().unwrap()))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, vec![("ci/.npmrc".into(), 1), ("deploy/.env".into(), 1)], "{loose:#?}");
+
+    // Deltas, then a pack plus newer loose objects: the same findings, at
+    // the same commits and paths.
+    repo.git(&["repack", "-a", "-d", "-f", "--depth=50", "--window=50", "-q"]);
+    assert_eq!(history_json(&repo), loose);
+    repo.commit("later", &[("notes.txt", "nothing secret\n")]);
+    let later = history_json(&repo);
+    assert_eq!(later, loose);
+    let scan = repo.keyward(&["scan", "--git"]);
+    assert!(text(&scan).contains("9 commits"), "{}", text(&scan));
+}
+
+#[test]
+fn a_key_in_a_blob_no_ref_reaches_is_not_reported() {
+    let repo = Repo::new();
+    repo.commit("init", &[("README.md", "hello\n")]);
+    repo.commit("oops", &[("app.env", &format!("GITHUB_TOKEN={GHP}\n"))]);
+    repo.write("app.env", "GITHUB_TOKEN=\n");
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "--amend", "--no-verify", "-m", "fixed"]);
+    repo.git(&["reflog", "expire", "--expire=now", "--all"]);
+    let out = repo.keyward(&["scan", "--git", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    repo.git(&["repack", "-a", "-d", "-q"]);
+    let out = repo.keyward(&["scan", "--git", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn a_missing_blob_is_named_by_its_path_and_the_scan_goes_on() {
+    let repo = Repo::new();
+    repo.commit("one", &[("gone.txt", "will be lost\n"), ("ci.env", &format!("NPM_TOKEN={NPM}\n"))]);
+    let blob = String::from_utf8(repo.git(&["rev-parse", "HEAD:gone.txt"]).stdout).unwrap();
+    let blob = blob.trim();
+    std::fs::remove_file(repo.path().join(".git/objects").join(&blob[..2]).join(&blob[2..])).unwrap();
+    let out = repo.keyward(&["scan", "--git", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(json(&out).len(), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("gone.txt (object {blob})")), "{stderr}");
+}
+
+#[test]
+fn a_tree_deeper_than_the_limit_is_reported_in_a_whole_history_scan_too() {
+    let repo = Repo::new();
+    repo.commit("init", &[("README.md", "hello\n")]);
+    let key = repo.write_raw(gix::objs::Kind::Blob, format!("GITHUB_TOKEN={GHP}\n").as_bytes());
+    let mut tree = repo.raw_tree(&[("100644", b"deep.env", key)]);
+    for _ in 0..3_000 {
+        tree = repo.raw_tree(&[("40000", b"d", tree)]);
+    }
+    let shallow_key = repo.write_raw(gix::objs::Kind::Blob, format!("NPM_TOKEN={NPM}\n").as_bytes());
+    let root = repo.raw_tree(&[("40000", b"d", tree), ("100644", b"top.env", shallow_key)]);
+    repo.commit_tree("deep", root);
+    let history = repo.keyward(&["scan", "--git", "--format", "json"]);
+    assert_eq!(history.status.code(), Some(1), "{}", text(&history));
+    let found = json(&history);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["path"], "top.env");
+    let stderr = String::from_utf8_lossy(&history.stderr);
+    assert!(stderr.contains("more than 2048 levels deep, not entered"), "{stderr}");
+}

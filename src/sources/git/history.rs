@@ -1,90 +1,131 @@
 //! Every unique blob of a history, scanned once and attributed to the
 //! commit that introduced it.
 //!
-//! The walk runs on the calling thread: commits parents-first, and a tree is
-//! entered only if it was not seen before, so each blob is met once, at its
-//! first commit. New blobs go in batches through a bounded channel to
-//! scanning threads. Memory holds the sets of seen ids and a few batches,
-//! never the history's content. Trees are walked with an explicit stack,
-//! and one deeper than [`MAX_TREE_DEPTH`] is reported and not entered.
+//! The whole object database is read in storage order rather than commit
+//! by commit ([`objects`]): every blob is inflated once and scanned on
+//! every core, whatever its delta chain. Only then is it known which few
+//! blobs hold a finding (or are too large to scan, or missing), and only
+//! those are placed in the history ([`graph`]): the commit that first holds
+//! each one in parents-first order, and its path there. A blob that no ref
+//! reaches is not reported. One branch's history ([`GitOptions::branch`])
+//! is walked commit by commit instead ([`walk`]), and so is a repository
+//! this path cannot read.
 
+use gix::hashtable::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Mutex;
 
-use gix::hashtable::HashSet;
-use gix::prelude::FindExt;
+use gix::objs::Kind;
 use gix::ObjectId;
 
+use super::graph::{TreeEdges, TreeGraph};
+use super::objects::{Object, ObjectDb};
 use super::{
-    all_tips, attribute, first_sightings, open, parents_first, resolve_commit, scan_blob, shown_path, tree_of, BlobOutcome, GitError,
-    GitOptions, GitScan, GitStats, Progress, MAX_TREE_DEPTH,
+    all_tips, attribute, first_sightings, open, resolve_commit, shown_path, topological, walk, Commit, GitError, GitOptions, GitScan,
+    GitStats, Progress,
 };
 use crate::engine::{Engine, Finding, Stream};
 
-/// New blobs per channel message: enough to make the channel's cost vanish.
-const BATCH: usize = 256;
-
-/// A blob met for the first time, at the commit in position `commit`.
-struct NewBlob {
-    id: ObjectId,
-    commit: usize,
-    path: String,
-}
-
-#[derive(Default)]
-struct Seen {
-    trees: HashSet<ObjectId>,
-    blobs: HashSet<ObjectId>,
-}
-
-type Sighting = (usize, String, Finding);
+/// Missing objects named per thread; past that a repository (a partial
+/// clone) is summed up in one line instead of a line per object.
+const MOST_MISSING_NAMED: usize = 1000;
 
 /// Scans the history of `repo_path`: all refs, or `options.branch`.
 pub fn scan_history(engine: &Engine, repo_path: &std::path::Path, options: &GitOptions, progress: &Progress) -> Result<GitScan, GitError> {
     let mut repo = open(repo_path)?;
     super::widen_delta_cache(&mut repo)?;
-    let tips = match &options.branch {
-        Some(branch) => vec![resolve_commit(&repo, branch)?],
-        None => all_tips(&repo)?,
-    };
-    let commits = parents_first(&repo, tips, Vec::new())?;
-    let mut seen = Seen::default();
-    let mut errors = Vec::new();
-    let mut deep_trees = Vec::new();
-
-    let ids: Vec<ObjectId> = commits.iter().map(|c| c.id).collect();
-    let shared = repo.clone().into_sync();
     let threads = options.threads.max(1);
-    let (tx, rx) = sync_channel::<Vec<NewBlob>>(threads * 4);
-    let rx = Mutex::new(rx);
-    let results: Vec<(Vec<Sighting>, GitStats)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| scope.spawn(|| scan_worker(&shared.to_thread_local(), engine, &rx, options.binary, progress)))
-            .collect();
-        let mut skipped = Skipped {
-            errors: &mut errors,
-            deep_trees: &mut deep_trees,
-        };
-        walk_commits(&repo, &ids, &mut seen, tx, progress, &mut skipped);
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect()
-    });
+    if let Some(branch) = &options.branch {
+        let tip = resolve_commit(&repo, branch)?;
+        return walk::walk_history(engine, &repo, vec![tip], threads, options.binary, progress);
+    }
+    let tips = all_tips(&repo)?;
+    match scan_object_db(engine, &repo, tips.clone(), threads, options.binary, progress) {
+        Ok(scan) => Ok(scan),
+        Err(err) => {
+            tracing::debug!("reading the object database whole failed ({err}); walking the history instead");
+            progress.blobs.store(0, Ordering::Relaxed);
+            progress.bytes.store(0, Ordering::Relaxed);
+            walk::walk_history(engine, &repo, tips, threads, options.binary, progress)
+        }
+    }
+}
+
+fn scan_object_db(
+    engine: &Engine,
+    repo: &gix::Repository,
+    tips: Vec<ObjectId>,
+    threads: usize,
+    binary: bool,
+    progress: &Progress,
+) -> Result<GitScan, GitError> {
+    let db = ObjectDb::open(repo)?;
+    let shared = repo.clone().into_sync();
+    let scanned = db.visit(
+        &shared,
+        Kind::Blob,
+        threads,
+        || BlobScan::new(engine),
+        |scan, id, object| scan.see(id, object, binary, progress),
+    )?;
+    let blobs = Blobs::merge(scanned);
+    let commits = db.visit(&shared, Kind::Commit, threads, Vec::new, |found, id, object| {
+        if let Object::Data(data) = object {
+            found.push((id.to_owned(), commit_links(data, id.kind())));
+        }
+    })?;
+    let order = reachable_parents_first(repo, tips, commits.into_iter().flatten().collect())?;
+    progress.commits.store(order.len() as u64, Ordering::Relaxed);
+
+    let trees = db.ids(Kind::Tree);
+    let numbers = TreeGraph::numbering(&trees);
+    let edges = db.visit(&shared, Kind::Tree, threads, TreeEdges::default, |edges, id, object| {
+        record_tree(edges, &numbers, &blobs.leaf, id, object)
+    })?;
+    let unreadable_trees: Vec<String> = edges
+        .iter()
+        .flat_map(|e| e.unreadable.iter().map(|id| format!("tree {id}: could not be read")))
+        .collect();
+    let more_missing = edges.iter().any(|e| e.more_missing);
+    let mut graph = TreeGraph::new(trees, numbers, edges);
+    let roots: Vec<Option<u32>> = order.iter().map(|(_, tree)| tree.and_then(|t| graph.number(&t))).collect();
+    let (placed, deep_trees) = graph.place(repo, &roots);
 
     let mut stats = GitStats {
-        commits: ids.len() as u64,
-        errors,
-        deep_trees,
+        commits: order.len() as u64,
+        blobs: blobs.scanned,
+        bytes: blobs.bytes,
+        skipped_binary: blobs.binary,
+        deep_trees: deep_trees.iter().map(|p| shown_path(p)).collect(),
         ..GitStats::default()
     };
-    let mut found = Vec::new();
-    for (sightings, worker_stats) in results {
-        found.extend(sightings);
-        stats.absorb(worker_stats);
+    for (id, tree) in &order {
+        if tree.is_none_or(|t| graph.number(&t).is_none()) {
+            stats.errors.push(format!("commit {id}: its tree is missing"));
+        }
     }
-    let findings = attribute(&repo, &ids, first_sightings(found))?;
+    let mut found = Vec::new();
+    for place in placed {
+        let path = String::from_utf8_lossy(&place.path).into_owned();
+        if let Some(findings) = blobs.findings.get(&place.leaf) {
+            found.extend(findings.iter().map(|f| (place.commit, path.clone(), f.clone())));
+        } else if let Some(size) = blobs.oversized.get(&place.leaf) {
+            stats.skipped_large += 1;
+            stats.oversized.push((shown_path(&place.path), *size));
+        } else {
+            let reason = blobs.unreadable.get(&place.leaf).map_or("object not found", String::as_str);
+            stats
+                .errors
+                .push(format!("{} (object {}): {reason}", shown_path(&place.path), place.leaf));
+        }
+    }
+    stats.errors.extend(unreadable_trees);
+    if more_missing {
+        stats.errors.push(format!(
+            "more than {MOST_MISSING_NAMED} objects are missing (a partial clone?); not all are named"
+        ));
+    }
+    let ids: Vec<ObjectId> = order.iter().map(|(id, _)| *id).collect();
+    let findings = attribute(repo, &ids, first_sightings(found))?;
     Ok(GitScan {
         findings,
         stats,
@@ -92,150 +133,172 @@ pub fn scan_history(engine: &Engine, repo_path: &std::path::Path, options: &GitO
     })
 }
 
-/// What a walk could not enter: unreadable objects and too-deep trees.
-struct Skipped<'a> {
-    errors: &'a mut Vec<String>,
-    deep_trees: &'a mut Vec<String>,
+/// A commit's tree and parents, from its raw data.
+fn commit_links(data: &[u8], hash: gix::hash::Kind) -> (Option<ObjectId>, Vec<ObjectId>) {
+    let mut commit = gix::objs::CommitRefIter::from_bytes(data, hash);
+    let tree = commit.tree_id().ok();
+    let parents = commit.parent_ids().collect();
+    (tree, parents)
 }
 
-fn walk_commits(
+/// The commits the tips lead to, parents first, each with its tree: the
+/// same order as [`super::parents_first`] (a breadth-first walk from the
+/// sorted tips, then Kahn's algorithm), so both paths attribute a blob to
+/// the same commit. The commits at a shallow clone's boundary count as
+/// parentless, and a parent the repository lacks is left out.
+fn reachable_parents_first(
     repo: &gix::Repository,
-    commits: &[ObjectId],
-    seen: &mut Seen,
-    tx: SyncSender<Vec<NewBlob>>,
-    progress: &Progress,
-    skipped: &mut Skipped<'_>,
-) {
-    let mut batch = Vec::with_capacity(BATCH);
-    for (at, id) in commits.iter().enumerate() {
-        match tree_of(repo, *id) {
-            Ok(tree) => walk_tree(repo, tree, seen, skipped, &mut |blob, path| {
-                batch.push(NewBlob {
-                    id: blob,
-                    commit: at,
-                    path: String::from_utf8_lossy(path).into_owned(),
-                });
-                if batch.len() == BATCH {
-                    // A send fails only when every worker is gone, and then
-                    // the scope re-raises the worker's panic.
-                    let _ = tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
-                }
-            }),
-            Err(err) => skipped.errors.push(format!("commit {id}: {err}")),
+    tips: Vec<ObjectId>,
+    links: HashMap<ObjectId, (Option<ObjectId>, Vec<ObjectId>)>,
+) -> Result<Vec<(ObjectId, Option<ObjectId>)>, GitError> {
+    let shallow = repo.shallow_commits().map_err(super::read_error)?;
+    let is_shallow = |id: &ObjectId| shallow.as_ref().is_some_and(|s| s.iter().any(|c| c == id));
+    let mut queue: std::collections::VecDeque<ObjectId> = tips.into_iter().filter(|t| links.contains_key(t)).collect();
+    let mut seen: gix::hashtable::HashSet<ObjectId> = queue.iter().copied().collect();
+    let mut commits = Vec::new();
+    while let Some(id) = queue.pop_front() {
+        let known: Vec<ObjectId> = links[&id].1.iter().filter(|p| links.contains_key(*p)).copied().collect();
+        for parent in &known {
+            if seen.insert(*parent) {
+                queue.push_back(*parent);
+            }
         }
-        progress.commits.fetch_add(1, Ordering::Relaxed);
+        let parents = if is_shallow(&id) { Vec::new() } else { known };
+        commits.push(Commit { id, parents });
     }
-    if !batch.is_empty() {
-        let _ = tx.send(batch);
-    }
+    Ok(topological(commits).into_iter().map(|c| (c.id, links[&c.id].0)).collect())
 }
 
-/// One tree being walked: its entries still to visit, and the length of
-/// its path in the shared path buffer.
-struct Frame {
-    entries: std::vec::IntoIter<(bool, ObjectId, Vec<u8>)>,
-    path_len: usize,
-}
-
-/// Walks `root` unless seen, and calls `emit` for each blob not seen
-/// before, with its full path. Symlinks and submodules are not content.
-fn walk_tree(repo: &gix::Repository, root: ObjectId, seen: &mut Seen, skipped: &mut Skipped<'_>, emit: &mut dyn FnMut(ObjectId, &[u8])) {
-    let mut path = Vec::new();
-    let mut stack: Vec<Frame> = enter(repo, root, &path, seen, skipped)
-        .map(|entries| Frame { entries, path_len: 0 })
-        .into_iter()
-        .collect();
-    while let Some(frame) = stack.last_mut() {
-        let Some((is_tree, id, name)) = frame.entries.next() else {
-            stack.pop();
+/// Records a tree's subtrees and the leaves it holds: blobs with something
+/// to report, and objects that are missing.
+fn record_tree(edges: &mut TreeEdges, numbers: &HashMap<ObjectId, u32>, leaf: &HashMap<ObjectId, bool>, id: &gix::oid, object: Object<'_>) {
+    let Some(&parent) = numbers.get(id) else { return };
+    let Object::Data(data) = object else {
+        edges.unreadable.push(id.to_owned());
+        return;
+    };
+    for entry in gix::objs::TreeRefIter::from_bytes(data, id.kind()) {
+        let Ok(entry) = entry else {
+            edges.unreadable.push(id.to_owned());
+            return;
+        };
+        let child = entry.oid.to_owned();
+        let missing = if entry.mode.is_tree() {
+            match numbers.get(&child) {
+                Some(&number) => {
+                    edges.subtrees.push((parent, number));
+                    continue;
+                }
+                None => true,
+            }
+        } else if entry.mode.is_blob() {
+            match leaf.get(&child) {
+                Some(true) => {
+                    edges.leaves.push((parent, child));
+                    continue;
+                }
+                Some(false) => continue,
+                None => true,
+            }
+        } else {
             continue;
         };
-        path.truncate(frame.path_len);
-        if !path.is_empty() {
-            path.push(b'/');
-        }
-        path.extend_from_slice(&name);
-        if !is_tree {
-            if seen.blobs.insert(id) {
-                emit(id, &path);
-            }
-        } else if stack.len() >= MAX_TREE_DEPTH {
-            skipped.deep_trees.push(shown_path(&path));
-        } else if let Some(entries) = enter(repo, id, &path, seen, skipped) {
-            stack.push(Frame {
-                entries,
-                path_len: path.len(),
-            });
+        if missing && edges.missing_named < MOST_MISSING_NAMED {
+            edges.missing_named += 1;
+            edges.leaves.push((parent, child));
+        } else if missing {
+            edges.more_missing = true;
         }
     }
 }
 
-/// The entries of `tree` still worth visiting, or `None` when it was seen
-/// before or cannot be read.
-fn enter(
-    repo: &gix::Repository,
-    tree: ObjectId,
-    path: &[u8],
-    seen: &mut Seen,
-    skipped: &mut Skipped<'_>,
-) -> Option<std::vec::IntoIter<(bool, ObjectId, Vec<u8>)>> {
-    if !seen.trees.insert(tree) {
-        return None;
-    }
-    let mut buf = Vec::new();
-    match repo.objects.find_tree(&tree, &mut buf) {
-        Ok(decoded) => Some(
-            decoded
-                .entries
-                .iter()
-                .filter(|e| match (e.mode.is_tree(), e.mode.is_blob()) {
-                    (true, _) => !seen.trees.contains(e.oid),
-                    (false, true) => !seen.blobs.contains(e.oid),
-                    (false, false) => false,
-                })
-                .map(|e| (e.mode.is_tree(), e.oid.to_owned(), e.filename.to_vec()))
-                .collect::<Vec<_>>()
-                .into_iter(),
-        ),
-        Err(err) => {
-            skipped.errors.push(format!("tree {tree} at {}: {err}", shown_path(path)));
-            None
-        }
-    }
+/// One thread's share of the blob scan.
+struct BlobScan<'e> {
+    stream: Stream<'e>,
+    findings: Vec<(ObjectId, Vec<Finding>)>,
+    oversized: Vec<(ObjectId, u64)>,
+    unreadable: Vec<(ObjectId, String)>,
+    clean: Vec<ObjectId>,
+    scanned: u64,
+    bytes: u64,
+    binary: u64,
 }
 
-fn scan_worker(
-    repo: &gix::Repository,
-    engine: &Engine,
-    rx: &Mutex<Receiver<Vec<NewBlob>>>,
-    binary: bool,
-    progress: &Progress,
-) -> (Vec<Sighting>, GitStats) {
-    let mut stream = Stream::new(engine);
-    let mut buf = Vec::new();
-    let mut found = Vec::new();
-    let mut stats = GitStats::default();
-    loop {
-        let received = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-        let Ok(batch) = received else { break };
-        for blob in batch {
-            let mut findings = Vec::new();
-            match scan_blob(repo, &blob.id, &mut stream, binary, &mut buf, &mut findings) {
-                Ok(outcome) => {
-                    if let BlobOutcome::Scanned(bytes) = outcome {
+impl<'e> BlobScan<'e> {
+    fn new(engine: &'e Engine) -> Self {
+        BlobScan {
+            stream: Stream::new(engine),
+            findings: Vec::new(),
+            oversized: Vec::new(),
+            unreadable: Vec::new(),
+            clean: Vec::new(),
+            scanned: 0,
+            bytes: 0,
+            binary: 0,
+        }
+    }
+
+    fn see(&mut self, id: &gix::oid, object: Object<'_>, binary: bool, progress: &Progress) {
+        let id = id.to_owned();
+        match object {
+            Object::Data(data) => {
+                let mut out = Vec::new();
+                match crate::sources::files::scan_reader(data, &mut self.stream, binary, &mut out) {
+                    Ok(Some(bytes)) => {
+                        self.scanned += 1;
+                        self.bytes += bytes;
                         progress.blobs.fetch_add(1, Ordering::Relaxed);
                         progress.bytes.fetch_add(bytes, Ordering::Relaxed);
                     }
-                    stats.count(&outcome, &blob.path);
+                    Ok(None) => self.binary += 1,
+                    Err(err) => self.unreadable.push((id, err.to_string())),
                 }
-                Err(err) => stats.errors.push(format!("{} (blob {}): {err}", blob.path, blob.id)),
+                if out.is_empty() {
+                    self.clean.push(id);
+                } else {
+                    self.findings.push((id, out));
+                }
             }
-            found.extend(findings.into_iter().map(|f| (blob.commit, blob.path.clone(), f)));
-            // One huge blob must not pin its buffer for the rest of the scan.
-            if buf.capacity() > 64 << 20 {
-                buf = Vec::new();
-            }
+            Object::TooLarge(size) => self.oversized.push((id, size)),
+            Object::Unreadable(reason) => self.unreadable.push((id, reason)),
         }
     }
-    (found, stats)
+}
+
+/// Every thread's blob scan, merged.
+#[derive(Default)]
+struct Blobs {
+    findings: HashMap<ObjectId, Vec<Finding>>,
+    oversized: HashMap<ObjectId, u64>,
+    unreadable: HashMap<ObjectId, String>,
+    /// Every blob there is, and whether it is to be placed in the history.
+    leaf: HashMap<ObjectId, bool>,
+    scanned: u64,
+    bytes: u64,
+    binary: u64,
+}
+
+impl Blobs {
+    fn merge(parts: Vec<BlobScan<'_>>) -> Blobs {
+        let mut all = Blobs::default();
+        for part in parts {
+            all.scanned += part.scanned;
+            all.bytes += part.bytes;
+            all.binary += part.binary;
+            all.leaf.extend(part.clean.into_iter().map(|id| (id, false)));
+            for (id, findings) in part.findings {
+                all.leaf.insert(id, true);
+                all.findings.insert(id, findings);
+            }
+            for (id, size) in part.oversized {
+                all.leaf.insert(id, true);
+                all.oversized.insert(id, size);
+            }
+            for (id, reason) in part.unreadable {
+                all.leaf.insert(id, true);
+                all.unreadable.insert(id, reason);
+            }
+        }
+        all
+    }
 }

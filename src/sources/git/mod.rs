@@ -7,7 +7,10 @@
 //! Scanning runs on plain threads, each with its own repository handle.
 
 mod changes;
+mod graph;
 mod history;
+mod objects;
+mod walk;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
