@@ -7,8 +7,8 @@
 #
 #   bench/git.sh [RUNS] [REPO]     # default 5 runs, bench/out/history
 #
-# The default repository is made by bench/history.py (git/git cannot be
-# cloned on this machine); any clone works as REPO.
+# The default repository is made by bench/history.py; any clone or bare
+# mirror works as REPO (BENCHMARKS.md uses git/git's full history).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/common.sh
@@ -23,28 +23,32 @@ KW=$PWD/target/release/keyward
 
 git -C "$REPO" cat-file --batch-all-objects --batch-check='%(objecttype) %(objectsize)' |
   awk '{n[$1]++; s[$1]+=$2} END {printf "repository: %d commits, %d trees, %d blobs, %.2f GiB of blobs\n", n["commit"], n["tree"], n["blob"], s["blob"]/2^30}'
-du -sh "$REPO/.git" | awk '{print "pack on disk: " $1}'
+du -sh "$(git -C "$REPO" rev-parse --absolute-git-dir)" | awk '{print "git directory on disk: " $1}'
 
 # Warm the page cache so both tools read from memory.
 git -C "$REPO" cat-file --batch-all-objects --batch > /dev/null
 
 : > "$OUT/git-kw.txt"; : > "$OUT/git-cat.txt"; : > "$OUT/git-cat-unordered.txt"
 for _ in $(seq "$RUNS"); do
-  /usr/bin/time -f "%e %M" -a -o "$OUT/git-kw.txt" "$KW" scan --git --quiet --format json "$REPO" > "$OUT/git-findings.json" || true
-  /usr/bin/time -f "%e %M" -a -o "$OUT/git-cat.txt" git -C "$REPO" cat-file --batch-all-objects --batch > /dev/null
-  /usr/bin/time -f "%e %M" -a -o "$OUT/git-cat-unordered.txt" git -C "$REPO" cat-file --batch-all-objects --batch --unordered > /dev/null
+  /usr/bin/time -f "%e %M %U %S" -a -o "$OUT/git-kw.txt" "$KW" scan --git --quiet --format json "$REPO" > "$OUT/git-findings.json" || true
+  /usr/bin/time -f "%e %M %U %S" -a -o "$OUT/git-cat.txt" git -C "$REPO" cat-file --batch-all-objects --batch > /dev/null
+  /usr/bin/time -f "%e %M %U %S" -a -o "$OUT/git-cat-unordered.txt" git -C "$REPO" cat-file --batch-all-objects --batch --unordered > /dev/null
 done
 report() {
   local label=$1 file=$2
   # GNU time adds "Command exited with non-zero status 1" when keyward finds something.
-  printf "| %s | %s s | %s MiB |\n" "$label" "$(wall_median "$file")" "$(rss_median_mib "$file")"
+  local cpu
+  cpu=$(grep -E '^[0-9]' "$file" | awk '{print $3 + $4}' | median)
+  printf "| %s | %s s | %s s | %s MiB |\n" "$label" "$(wall_median "$file")" "$cpu" "$(rss_median_mib "$file")"
 }
-echo "| command | median wall | median peak RSS |"
-echo "| --- | --- | --- |"
+echo "| command | median wall | median CPU (user + sys) | median peak RSS |"
+echo "| --- | --- | --- | --- |"
 report "keyward scan --git" "$OUT/git-kw.txt"
 report "git cat-file --batch-all-objects --batch" "$OUT/git-cat.txt"
 report "git cat-file --batch-all-objects --batch --unordered" "$OUT/git-cat-unordered.txt"
 python3 -c 'import json,sys; f=json.load(open(sys.argv[1])); print("keyward findings:", len(f), sorted({x["rule_id"] for x in f}))' "$OUT/git-findings.json"
+kw=$(wall_median "$OUT/git-kw.txt"); cat=$(wall_median "$OUT/git-cat-unordered.txt")
+awk -v k="$kw" -v c="$cat" 'BEGIN { printf "keyward / git cat-file --unordered: %.2fx\n", k / c }'
 
 # Pre-commit: 10 files edited and staged in a scratch worktree of REPO.
 WT=$OUT/git-staged-worktree

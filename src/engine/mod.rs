@@ -246,7 +246,7 @@ impl Engine {
     fn push_base64_at(&self, hay: &[u8], group: usize, align: usize, t: Target, out: &mut Vec<Candidate>) {
         let rule = self.rule(t.rule);
         let prefix = rule.prefixes[t.prefix].as_bytes();
-        let plain_only = rule.keyword_gap.is_some() || rule.shape == Shape::UriPassword;
+        let plain_only = rule.shape == Shape::UriPassword;
         if plain_only || hay.len() - group < base64::encoded_len(align + prefix.len()) {
             return;
         }

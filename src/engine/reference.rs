@@ -7,7 +7,7 @@
 //! search itself: a missed anchor, a widening, a chunk boundary. The fuzz
 //! target `engine_vs_reference` and the engine's tests compare the two.
 
-use super::{base64, each_prefix, stream, Candidate, Engine, Finding};
+use super::{base64, each_prefix, starts_with, stream, Candidate, Engine, Finding};
 
 impl Engine {
     /// Every finding in `input`, by brute force. Quadratic; for tests only.
@@ -22,7 +22,7 @@ impl Engine {
                 self.push_plain(input, start, target, &mut found);
                 let prefix = prefix.as_bytes();
                 for align in 0..3 {
-                    if decoded.get(align..).is_some_and(|d| d.starts_with(prefix)) {
+                    if decoded.get(align..).is_some_and(|d| starts_with(self.rule(target.rule), d, prefix)) {
                         self.push_base64_at(input, start, align, target, &mut found);
                     }
                 }

@@ -103,6 +103,22 @@ t!(
     "aws_access_key_id = AKIAZ7QXRB4M2KD5NW6P\naws_secret_access_key = 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\n".to_string(),
     vec!["aws.secret-access-key@2:25 high"]
 );
+// A Kubernetes Secret holding an AWS credentials file, in any case.
+t!(
+    aws_secret_found_by_its_keyword_inside_base64,
+    format!(
+        "data:\n  credentials: {}\n  other: {}\n",
+        ::base64::Engine::encode(
+            &::base64::engine::general_purpose::STANDARD,
+            "[default]\naws_secret_access_key = Xq3vR8tYb2Lm9Pz/Kw4Nc7Jd1Hs6Fg0Ua5Ee+WiT\n"
+        ),
+        ::base64::Engine::encode(
+            &::base64::engine::general_purpose::STANDARD,
+            "x AWS_SECRET_ACCESS_KEY=Xq3vR8tYb2Lm9Pz/Kw4Nc7Jd1Hs6Fg0Ua5Ee+WiT"
+        )
+    ),
+    vec!["aws.secret-access-key@2:61 high", "aws.secret-access-key@3:42 high"]
+);
 t!(
     uri_password_found_and_variable_skipped,
     "a = postgres://app:Rk29vQx7LmTz@db:5432/x\nb = postgres://app:${DB_PASSWORD}@db/x\n".to_string(),

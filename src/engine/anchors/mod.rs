@@ -312,13 +312,14 @@ pub(super) fn each_prefix(rules: &RuleSet) -> impl Iterator<Item = (&Rule, &str,
 }
 
 /// Every anchor: plain and base64 forms of the literal rules' prefixes,
-/// and the keywords in any case (plain text only).
+/// and of the keywords in any case.
 fn all_anchors(rules: &RuleSet) -> AnchorSet {
     let mut set = AnchorSet::default();
     for (rule, prefix, target) in each_prefix(rules) {
         let bytes = prefix.as_bytes();
         if rule.keyword_gap.is_some() {
             set.add(bytes.to_ascii_lowercase(), true, None, ByteSet::ALL, target);
+            add_base64_keyword_anchors(&mut set, bytes, target);
             continue;
         }
         match selective_window(bytes) {
@@ -419,6 +420,32 @@ fn add_base64_anchors(set: &mut AnchorSet, rule: &Rule, prefix: &str, target: Ta
             if fragment.len() >= MIN_ANCHOR {
                 let literal = fragment[..fragment.len().min(WINDOW)].to_vec();
                 let follow = ByteSet::of(base64::chars_after_fragment(&key, align));
+                set.add(literal, false, Some(align), follow, target);
+            }
+        }
+    }
+}
+
+/// Base64 anchors of a keyword: its first four bytes in each of their
+/// case forms (`aws_`, `AWS_`, `Aws_` …), at each alignment. Base64 keeps
+/// no case-folding, so each form has its own encoding.
+fn add_base64_keyword_anchors(set: &mut AnchorSet, keyword: &[u8], target: Target) {
+    let head = &keyword[..keyword.len().min(WINDOW)];
+    let mut forms = vec![Vec::new()];
+    for &byte in head {
+        let cases = [byte.to_ascii_lowercase(), byte.to_ascii_uppercase()];
+        let choices = if cases[0] == cases[1] { &cases[..1] } else { &cases[..] };
+        forms = forms
+            .iter()
+            .flat_map(|f| choices.iter().map(move |&c| [f.as_slice(), &[c]].concat()))
+            .collect();
+    }
+    for form in forms {
+        for align in 0..3 {
+            let fragment = base64::fragment(&form, align);
+            if fragment.len() >= MIN_ANCHOR {
+                let literal = fragment[..fragment.len().min(WINDOW)].to_vec();
+                let follow = ByteSet::of(base64::chars_after_fragment(&form, align));
                 set.add(literal, false, Some(align), follow, target);
             }
         }

@@ -119,6 +119,7 @@ fn scan_object_db(
         }
     }
     stats.errors.extend(unreadable_trees);
+    stats.errors.sort();
     if more_missing {
         stats.errors.push(format!(
             "more than {MOST_MISSING_NAMED} objects are missing (a partial clone?); not all are named"
