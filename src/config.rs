@@ -41,6 +41,8 @@ pub enum ConfigError {
     Rules(#[from] RuleError),
     #[error("pepper: {0}")]
     Pepper(String),
+    #[error("{0}")]
+    Setting(String),
     #[error("writing {path}: {source}")]
     Write {
         path: PathBuf,
@@ -75,6 +77,43 @@ pub struct Config {
     pub sources: SourcesConfig,
     #[serde(default)]
     pub server: ServerConfig,
+    #[serde(default)]
+    pub third_party: ThirdPartyConfig,
+}
+
+/// Tokens of other issuers that a source finds: revoke them at their
+/// issuer, or only report them (the default), and where the issuers'
+/// APIs are. `KEYWARD_THIRD_PARTY_POLICY`, `KEYWARD_THIRD_PARTY_POLICY_<ISSUER>`,
+/// `KEYWARD_<ISSUER>_API_URL`, `KEYWARD_VAULT_ADDRS` (comma-separated) and
+/// `KEYWARD_GITLAB_ADMIN_TOKEN` override it.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThirdPartyConfig {
+    pub policy: Option<crate::response::third_party::Policy>,
+    /// One issuer's own policy: `github = "revoke"`, `slack = "report"`.
+    #[serde(default)]
+    pub issuers: BTreeMap<String, crate::response::third_party::Policy>,
+    /// The only Vault servers a leaked Vault token is sent to.
+    #[serde(default)]
+    pub vault_addrs: Vec<String>,
+    pub slack_api_url: Option<String>,
+    pub dropbox_api_url: Option<String>,
+    pub google_oauth_url: Option<String>,
+    pub buildkite_api_url: Option<String>,
+    /// A self-managed GitLab administrator's token, for the token kinds
+    /// that cannot revoke themselves.
+    pub gitlab_admin_token: Option<String>,
+}
+
+impl std::fmt::Debug for ThirdPartyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThirdPartyConfig")
+            .field("policy", &self.policy)
+            .field("issuers", &self.issuers)
+            .field("vault_addrs", &self.vault_addrs)
+            .field("gitlab_admin_token", &self.gitlab_admin_token.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// The HTTP server's view of the network in front of it.
@@ -516,6 +555,54 @@ impl ServerSettings {
             data_dir,
             database_url,
         }
+    }
+
+    /// What to do with other issuers' tokens, from the configuration and
+    /// the environment; an unknown policy in the environment is an error.
+    pub fn third_party(&self, config: &ThirdPartyConfig) -> Result<crate::response::third_party::ThirdPartySettings, ConfigError> {
+        use crate::response::third_party::Policy;
+        let policy_from = |name: &str| -> Result<Option<Policy>, ConfigError> {
+            env_nonempty(name)
+                .map(|v| Policy::parse(&v).ok_or_else(|| ConfigError::Setting(format!("{name} must be report or revoke"))))
+                .transpose()
+        };
+        let mut overrides = config.issuers.clone();
+        for revoker in crate::engine::rules::Revoker::ALL {
+            let name = format!(
+                "KEYWARD_THIRD_PARTY_POLICY_{}",
+                revoker.as_str().to_ascii_uppercase().replace('-', "_")
+            );
+            if let Some(policy) = policy_from(&name)? {
+                overrides.insert(revoker.as_str().to_string(), policy);
+            }
+        }
+        if let Some(unknown) = overrides.keys().find(|k| crate::engine::rules::Revoker::parse(k).is_none()) {
+            return Err(ConfigError::Setting(format!(
+                "[third_party.issuers] names an unknown issuer {unknown:?}"
+            )));
+        }
+        let mut endpoints = crate::response::issuers::Endpoints::public(&self.github.api_url, &self.gitlab.api_url);
+        let url = |env: &str, configured: &Option<String>, default: &mut String| {
+            if let Some(value) = env_nonempty(env).or_else(|| configured.clone()) {
+                *default = value;
+            }
+        };
+        url("KEYWARD_SLACK_API_URL", &config.slack_api_url, &mut endpoints.slack_api);
+        url("KEYWARD_DROPBOX_API_URL", &config.dropbox_api_url, &mut endpoints.dropbox_api);
+        url("KEYWARD_GOOGLE_OAUTH_URL", &config.google_oauth_url, &mut endpoints.google_oauth);
+        url("KEYWARD_BUILDKITE_API_URL", &config.buildkite_api_url, &mut endpoints.buildkite_api);
+        endpoints.gitlab_admin_token = env_nonempty("KEYWARD_GITLAB_ADMIN_TOKEN").or_else(|| config.gitlab_admin_token.clone());
+        endpoints.vault_addrs = env_nonempty("KEYWARD_VAULT_ADDRS").map_or_else(
+            || config.vault_addrs.clone(),
+            |list| list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        );
+        Ok(crate::response::third_party::ThirdPartySettings {
+            policy: policy_from("KEYWARD_THIRD_PARTY_POLICY")?
+                .or(config.policy)
+                .unwrap_or(Policy::Report),
+            overrides,
+            endpoints,
+        })
     }
 
     /// The database URL without any password, for logs and messages.

@@ -410,6 +410,38 @@ fn api_rows() -> Vec<Row<13>> {
             Body::None,
             [403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 401]
         ),
+        row!(
+            "POST",
+            "/v1/sightings",
+            "report a token seen somewhere (of no known family: 422 once allowed)",
+            Project,
+            Body::Json(r#"{"token": "not-a-token-at-all", "place": {}}"#),
+            [422, 403, 422, 403, 422, 403, 422, 403, 422, 422, 422, 403, 401]
+        ),
+        row!(
+            "GET",
+            "/v1/incidents",
+            "list the deployment's incidents",
+            Project,
+            Body::None,
+            [403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 401]
+        ),
+        row!(
+            "GET",
+            "/v1/alert-settings",
+            "read the deployment's alert channels",
+            Project,
+            Body::None,
+            [403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 401]
+        ),
+        row!(
+            "PUT",
+            "/v1/alert-settings",
+            "set the deployment's alert channels",
+            Project,
+            Body::Json(r#"{"email": false}"#),
+            [403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 401]
+        ),
         row!("GET", "/", "the index", Project, Body::None, PUBLIC),
         row!("GET", "/metrics", "scrape metrics", Project, Body::None, PUBLIC),
         row!("GET", "/healthz", "health", Project, Body::None, PUBLIC),

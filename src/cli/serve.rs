@@ -68,6 +68,7 @@ struct Opened {
     service: Arc<KeyService>,
     settings: ServerSettings,
     config_path: Option<PathBuf>,
+    third_party: keyward::response::third_party::ThirdPartySettings,
 }
 
 async fn open(args: &StoreArgs, listen: Option<String>) -> Result<Opened> {
@@ -98,6 +99,7 @@ async fn open(args: &StoreArgs, listen: Option<String>) -> Result<Opened> {
             "active keys are still fingerprinted with another pepper; they move to the current one when next used"
         );
     }
+    let third_party = settings.third_party(&config.third_party)?;
     let outbound = keyward::service::outbound::OutboundPolicy::from_setting(settings.allow_private_targets);
     let service = KeyService::new(store, fingerprinter, catalog, &settings.prefix)?
         .with_outbound(outbound)
@@ -106,6 +108,7 @@ async fn open(args: &StoreArgs, listen: Option<String>) -> Result<Opened> {
         service: Arc::new(service),
         settings,
         config_path: args.config.clone(),
+        third_party,
     })
 }
 
@@ -171,7 +174,13 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         });
         let flusher = tokio::spawn(flush_usage_forever(service.clone()));
         let coherence = tokio::spawn(service.verifier().clone().follow_other_replicas());
-        let responder = Arc::new(LeakResponder::new(service.clone()));
+        let engine = scanner(&opened)?;
+        let responder = Arc::new(
+            LeakResponder::new(service.clone())
+                .with_engine(engine.clone())
+                .with_third_party(opened.third_party.clone()),
+        );
+        log_third_party(&opened.third_party);
         let email = EmailSettings {
             smtp_url: opened.settings.smtp_url.clone(),
             from: opened.settings.smtp_from.clone(),
@@ -189,7 +198,10 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             gitlab_secret: opened.settings.gitlab.webhook_secret.clone(),
             wake: Arc::new(tokio::sync::Notify::new()),
         };
-        let sources = start_sources(&opened, &responder, &webhooks)?;
+        let revoker = responder.revocation_worker().with_lease_ms(opened.settings.job_lease_ms);
+        workers.push(revoker.id().to_string());
+        let revocations = tokio::spawn(revoker.run());
+        let sources = start_sources(&opened, &responder, engine, &webhooks)?;
         workers.push(sources.push_worker.clone());
         let partner_keys = |url: &Option<String>| url.clone().map(|u| Arc::new(PartnerKeys::new(u)));
         let router = app(AppState {
@@ -212,6 +224,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         // Stop taking work, then hand back what is claimed so another
         // replica (or the next start) runs it now, not after the lease.
         alerts.abort();
+        revocations.abort();
         notices.abort();
         sources.stop();
         for worker in &workers {
@@ -243,21 +256,39 @@ impl Sources {
     }
 }
 
-/// The push worker always runs (webhooks only queue); the feed, watched
-/// paths and scheduled scans run when configured.
-fn start_sources(opened: &Opened, responder: &Arc<LeakResponder>, webhooks: &Webhooks) -> Result<Sources> {
-    let settings = &opened.settings;
-    // The operator's own configuration: trusted, found or given.
+/// The deployment's scanner: the shipped rules and the operator's own
+/// (from a configuration given or found), for its token prefix.
+fn scanner(opened: &Opened) -> Result<Arc<Engine>> {
     let config = opened.config_path.clone().or_else(|| {
         let found = PathBuf::from(keyward::config::DEFAULT_CONFIG_FILE);
         found.is_file().then_some(found)
     });
     let rules = load_rules(&RuleSources {
-        prefixes: vec![settings.prefix.clone()],
+        prefixes: vec![opened.settings.prefix.clone()],
         config,
         ..RuleSources::default()
     })?;
-    let engine = Arc::new(Engine::new(rules, EngineOptions::default()).context("building the scanner")?);
+    Ok(Arc::new(
+        Engine::new(rules, EngineOptions::default()).context("building the scanner")?,
+    ))
+}
+
+/// Says once at start-up what happens to other issuers' tokens.
+fn log_third_party(settings: &keyward::response::third_party::ThirdPartySettings) {
+    let overrides: Vec<String> = settings.overrides.iter().map(|(k, v)| format!("{k}={}", v.as_str())).collect();
+    tracing::info!(
+        policy = settings.policy.as_str(),
+        overrides = %overrides.join(","),
+        vault_addrs = settings.endpoints.vault_addrs.len(),
+        gitlab_admin_token = settings.endpoints.gitlab_admin_token.is_some(),
+        "third-party tokens"
+    );
+}
+
+/// The push worker always runs (webhooks only queue); the feed, watched
+/// paths and scheduled scans run when configured.
+fn start_sources(opened: &Opened, responder: &Arc<LeakResponder>, engine: Arc<Engine>, webhooks: &Webhooks) -> Result<Sources> {
+    let settings = &opened.settings;
     let github = GitHubApi::new(&settings.github.api_url, settings.github.token.as_deref())?;
     let push_reader = match &settings.github.app {
         Some((app_id, key_file)) => {

@@ -208,7 +208,7 @@ pub enum Revoker {
 }
 
 impl Revoker {
-    const ALL: [Revoker; 12] = [
+    pub const ALL: [Revoker; 12] = [
         Revoker::Keyward,
         Revoker::Github,
         Revoker::Gitlab,
@@ -240,7 +240,7 @@ impl Revoker {
         }
     }
 
-    fn parse(name: &str) -> Option<Revoker> {
+    pub fn parse(name: &str) -> Option<Revoker> {
         Revoker::ALL.into_iter().find(|r| r.as_str() == name)
     }
 }
@@ -445,6 +445,16 @@ impl Rule {
             Shape::Token => self.keyword_gap.unwrap_or(0),
         };
         prefix + self.max_len + frame + 2
+    }
+
+    /// Whether `token` is a test-mode token of this rule: one whose prefix
+    /// names the mode (`sk_test_`, `kw_sk_test_`, `rk_test_`). Such a token
+    /// reaches no live data, and is never revoked as leaked.
+    pub fn is_test_mode(&self, token: &str) -> bool {
+        self.prefixes
+            .iter()
+            .filter(|p| token.starts_with(p.as_str()))
+            .any(|p| p.to_ascii_lowercase().split(['_', '-']).any(|part| part == "test"))
     }
 
     /// A literal that is not the token's start: Azure's inner signature.

@@ -26,6 +26,9 @@ pub struct WeakPepper;
 pub struct Fingerprinter {
     prepared: HmacSha256,
     id: String,
+    /// The pepper's other use: sealing third-party tokens that wait for
+    /// their issuer (`keys::sealed`).
+    sealer: super::sealed::Sealer,
     previous: Option<Box<Fingerprinter>>,
 }
 
@@ -72,7 +75,21 @@ impl Fingerprinter {
         Ok(Fingerprinter {
             prepared,
             id: hex::encode(&digest[..8]),
+            sealer: super::sealed::Sealer::new(pepper),
             previous: None,
+        })
+    }
+
+    /// Seals third-party tokens under a key derived from the pepper.
+    pub fn sealer(&self) -> &super::sealed::Sealer {
+        &self.sealer
+    }
+
+    /// Opens a token sealed under this pepper, or under the one it replaces.
+    pub fn open_sealed(&self, held: &super::sealed::HeldToken, incident_id: &str) -> Result<String, super::sealed::SealError> {
+        self.sealer.open(held, incident_id).or_else(|e| match &self.previous {
+            Some(previous) => previous.sealer.open(held, incident_id),
+            None => Err(e),
         })
     }
 

@@ -5,6 +5,7 @@ pub mod checksum;
 pub mod fingerprint;
 pub mod limits;
 pub mod scopes;
+pub mod sealed;
 pub mod token;
 pub mod verdict;
 

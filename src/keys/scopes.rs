@@ -12,6 +12,7 @@ pub const ADMIN_SCOPES: &[&str] = &[
     "members:write",
     "projects:admin",
     "deployment:admin",
+    "incidents:write",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

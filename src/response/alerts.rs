@@ -41,7 +41,18 @@ pub struct Alert {
     /// For `api_key.expiring`: when the key stops working.
     #[serde(default)]
     pub expires_at: Option<String>,
+    /// For third-party tokens: who issued it, the rule that found it, and
+    /// why its revocation ended as it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
+
+/// The event of an alert about another issuer's token.
+pub const THIRD_PARTY_EVENT: &str = "third_party_token.leaked";
 
 impl Alert {
     /// One paragraph for Slack and email.
@@ -57,6 +68,9 @@ impl Alert {
         } else {
             self.found.url.clone()
         };
+        if self.event == THIRD_PARTY_EVENT {
+            return self.third_party_summary(&place);
+        }
         let done = match self.action.as_str() {
             "revoked" => "It was revoked automatically; issue a replacement.",
             "notified" => "The project's policy is notify-only: it still works. Rotate it now.",
@@ -68,6 +82,36 @@ impl Alert {
             "keyward: {} key {} ({}…{}, id {}) of project {} leaked at {} ({}). {done}",
             self.key_mode, self.key_name, self.key_prefix, self.key_last4, self.key_id, self.project_name, place, self.found.source_kind
         )
+    }
+}
+
+impl Alert {
+    fn third_party_summary(&self, place: &str) -> String {
+        let issuer = self.issuer.as_deref().unwrap_or("its issuer");
+        let reason = self
+            .reason
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        let done = match self.action.as_str() {
+            "revoked" => format!("It was revoked at {issuer}."),
+            "refused" => format!("{issuer} refused to revoke it{reason}: it may already be dead; check with its owner."),
+            "failed" => format!("Revoking it at {issuer} failed{reason}: revoke it by hand."),
+            _ => format!("It was not revoked{reason}: revoke it by hand."),
+        };
+        format!(
+            "keyward: a {} ({}…{}) leaked at {} ({}). {done}",
+            self.key_name, self.key_prefix, self.key_last4, place, self.found.source_kind
+        )
+    }
+
+    fn subject(&self) -> String {
+        match (&self.expires_at, self.event.as_str()) {
+            (Some(_), _) => format!("[keyward] {} key {} expires soon", self.key_mode, self.key_name),
+            (None, THIRD_PARTY_EVENT) => format!("[keyward] {} leaked ({})", self.key_name, self.action),
+            (None, _) => format!("[keyward] {} key {} leaked ({})", self.key_mode, self.key_name, self.action),
+        }
     }
 }
 
@@ -280,10 +324,7 @@ impl AlertWorker {
         };
         let mut builder = Message::builder()
             .from(self.email.from.parse().map_err(|e| format!("from address: {e}"))?)
-            .subject(match &alert.expires_at {
-                Some(_) => format!("[keyward] {} key {} expires soon", alert.key_mode, alert.key_name),
-                None => format!("[keyward] {} key {} leaked ({})", alert.key_mode, alert.key_name, alert.action),
-            })
+            .subject(alert.subject())
             .header(ContentType::TEXT_PLAIN);
         for address in to {
             builder = builder.to(address.parse().map_err(|e| format!("recipient {address}: {e}"))?);

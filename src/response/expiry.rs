@@ -102,6 +102,9 @@ impl ExpiryNotices {
             action: format!("expires_in_{nearest}d"),
             detected_at: crate::time::rfc3339(now),
             expires_at: Some(crate::time::rfc3339(expires_at)),
+            issuer: None,
+            rule_id: None,
+            reason: None,
         };
         let dedupe = format!("expiring:{}:{nearest}d", key.id);
         super::queue_deliveries(&self.service, &mut tx, key, &message, &dedupe, 0, now).await?;

@@ -7,17 +7,24 @@
 //! in the outbox. Whoever reported the leak gets its answer only after that
 //! commit, so a crash loses nothing and restarts resume the alerts. Seeing
 //! the same token again only updates its incident: no second revocation, and
-//! no second alert within the alert window.
+//! no second alert within the alert window. A token of another issuer goes
+//! to [`third_party`], which holds it sealed until its issuer revokes it.
 
 pub mod alerts;
 pub mod expiry;
+pub mod issuers;
 pub mod partners;
+pub mod third_party;
 
 use std::sync::Arc;
 
 use serde_json::json;
 use sha2::Digest;
 
+use self::issuers::Issuers;
+use self::third_party::{Reported, RevocationWorker, ThirdPartySettings};
+use crate::engine::rules::Revoker;
+use crate::engine::{Engine, EngineOptions, Rule, RuleSet};
 use crate::keys::token::{self, Kind};
 use crate::service::{new_id, Caller, KeyService, ServiceError};
 use crate::store::{now_ms, ApiKey, Incident, NewJob, Place, Project, RevokeReason, Tx};
@@ -72,6 +79,8 @@ pub enum Outcome {
         /// False when the incident already existed.
         new_incident: bool,
     },
+    /// Another issuer's token, handled by the deployment's third-party policy.
+    ThirdParty(Reported),
 }
 
 impl Outcome {
@@ -86,14 +95,89 @@ pub struct LeakResponder {
     caller: Caller,
     /// Pokes the alert workers when new alerts are queued.
     wake: Arc<tokio::sync::Notify>,
+    /// What a token is: the rules that name its family and issuer.
+    engine: Arc<Engine>,
+    third_party: ThirdPartySettings,
+    issuers: Issuers,
+    /// Pokes the revocation worker when a third-party token is queued.
+    revocations: Arc<tokio::sync::Notify>,
 }
 
 impl LeakResponder {
+    /// A responder with the shipped rules (for the service's token
+    /// prefix) and the default third-party settings: report only.
     pub fn new(service: Arc<KeyService>) -> LeakResponder {
+        let mut rules = RuleSet::builtin();
+        rules
+            .add_deployment_prefix(service.prefix())
+            .expect("the service checked its token prefix");
+        let engine = Engine::new(rules, EngineOptions::default()).expect("the shipped rules build an engine");
+        let third_party = ThirdPartySettings::default();
         LeakResponder {
             service,
             caller: Caller::system("leak-response"),
             wake: Arc::new(tokio::sync::Notify::new()),
+            engine: Arc::new(engine),
+            issuers: Issuers::new(third_party.endpoints.clone()),
+            third_party,
+            revocations: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Names tokens with these rules (the deployment's, as its sources scan).
+    pub fn with_engine(mut self, engine: Arc<Engine>) -> LeakResponder {
+        self.engine = engine;
+        self
+    }
+
+    pub fn with_third_party(mut self, settings: ThirdPartySettings) -> LeakResponder {
+        self.issuers = Issuers::new(settings.endpoints.clone());
+        self.third_party = settings;
+        self
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub fn third_party(&self) -> &ThirdPartySettings {
+        &self.third_party
+    }
+
+    /// The worker that calls the issuers for this responder's revocations.
+    pub fn revocation_worker(&self) -> RevocationWorker {
+        RevocationWorker::new(
+            self.service.clone(),
+            self.issuers.clone(),
+            Arc::new(self.engine.rules().rules().to_vec()),
+            self.revocations.clone(),
+            self.wake.clone(),
+        )
+    }
+
+    /// The rule a token alone matches with a valid checksum or structure:
+    /// what a sighting of it is. `None` for a token of no known family.
+    pub fn classify(&self, token: &str) -> Option<&Rule> {
+        self.engine
+            .scan_bytes(token.as_bytes())
+            .into_iter()
+            .find(|f| f.start == 0 && f.end == token.len() as u64 && f.confidence.is_valid())
+            .map(|f| self.engine.rule(f.rule))
+    }
+
+    /// Handles a token a source found with `rule`: keyward's own by its
+    /// project's policy, another issuer's by the deployment's.
+    pub async fn report_found(&self, rule: &Rule, token: &str, place: &Place) -> Result<Outcome, ServiceError> {
+        match self.report(token, place).await? {
+            Outcome::NotOurs if rule.revoke != Some(Revoker::Keyward) && !rule.own_format => {
+                let reported = third_party::report(&self.service, &self.third_party, &self.issuers, rule, token, place).await?;
+                if reported.new_incident {
+                    self.revocations.notify_one();
+                    self.wake_alerts();
+                }
+                Ok(Outcome::ThirdParty(reported))
+            }
+            other => Ok(other),
         }
     }
 
@@ -257,6 +341,9 @@ impl LeakResponder {
             action: action.as_str().into(),
             detected_at: crate::time::rfc3339(now),
             expires_at: None,
+            issuer: None,
+            rule_id: None,
+            reason: None,
         };
         let dedupe = format!("alert:{}", incident.id);
         queue_deliveries(&self.service, tx, key, &message, &dedupe, now / ALERT_WINDOW_MS, now).await

@@ -527,6 +527,9 @@ impl From<&Place> for PlaceView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IncidentView {
+    /// `own`: a token keyward issued.
+    #[schema(value_type = String, example = "own")]
+    pub kind: &'static str,
     pub id: String,
     pub key_id: Option<String>,
     pub project_id: Option<String>,
@@ -554,6 +557,7 @@ pub struct SightingView {
 impl IncidentView {
     pub fn new(i: &Incident, places: &[(Place, i64)]) -> IncidentView {
         IncidentView {
+            kind: "own",
             id: i.id.clone(),
             key_id: i.key_id.clone(),
             project_id: i.project_id.clone(),
@@ -579,6 +583,180 @@ impl IncidentView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IncidentList {
     pub incidents: Vec<IncidentView>,
+}
+
+/// A token of another issuer, and where its revocation stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ThirdPartyIncidentView {
+    /// `third_party`: a token keyward did not issue.
+    #[schema(value_type = String, example = "third_party")]
+    pub kind: &'static str,
+    pub id: String,
+    /// The rule that found it, e.g. `github.token`.
+    pub rule_id: String,
+    pub family: String,
+    /// Who can revoke it (`github`, `slack`, …); empty when nobody publishes a way.
+    pub issuer: String,
+    /// The token as prefix + last four; never the token.
+    pub prefix: String,
+    pub last4: String,
+    pub revocation: RevocationView,
+    pub found: PlaceView,
+    pub url: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub seen_count: i64,
+    pub places: Vec<SightingView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevocationView {
+    #[schema(value_type = RevocationStatusName)]
+    pub status: String,
+    /// Calls made to the issuer so far.
+    pub attempts: i64,
+    /// When the status was last set.
+    pub at: String,
+    /// When the next attempt is due, while one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// Why it is not revoked (yet): the issuer's answer, or the policy.
+    pub reason: String,
+}
+
+/// pending: queued; revoked: the issuer confirmed; refused: the issuer does
+/// not know the token; not_supported: no revocation will be tried (no
+/// public endpoint, policy `report`, a publishable or test token); failed:
+/// the last attempt failed (retried while `next_attempt_at` is set).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum RevocationStatusName {
+    Pending,
+    Revoked,
+    Refused,
+    NotSupported,
+    Failed,
+}
+
+impl ThirdPartyIncidentView {
+    pub fn new(i: &crate::store::ThirdPartyIncident, places: &[(Place, i64)]) -> ThirdPartyIncidentView {
+        let r = &i.revocation;
+        ThirdPartyIncidentView {
+            kind: "third_party",
+            id: i.id.clone(),
+            rule_id: i.rule_id.clone(),
+            family: i.family.clone(),
+            issuer: i.issuer.clone(),
+            prefix: i.display_prefix.clone(),
+            last4: i.last4.clone(),
+            revocation: RevocationView {
+                status: r.status.as_str().to_string(),
+                attempts: r.attempts,
+                at: rfc3339(r.at),
+                next_attempt_at: r.next_attempt_at.map(rfc3339),
+                reason: r.reason.clone(),
+            },
+            found: PlaceView::from(&i.first_place),
+            url: i.first_place.url.clone(),
+            first_seen: rfc3339(i.first_seen),
+            last_seen: rfc3339(i.last_seen),
+            seen_count: i.seen_count,
+            places: places
+                .iter()
+                .map(|(place, seen_count)| SightingView {
+                    place: PlaceView::from(place),
+                    seen_count: *seen_count,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One incident of the deployment-wide list.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum DeploymentIncidentView {
+    Own(IncidentView),
+    ThirdParty(ThirdPartyIncidentView),
+}
+
+/// Every incident, newest sighting first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeploymentIncidentList {
+    pub incidents: Vec<DeploymentIncidentView>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IncidentQuery {
+    /// `own` (keyward's tokens) or `third_party`; both when absent.
+    #[param(pattern = "^(own|third_party)?$")]
+    pub kind: Option<String>,
+    /// An own incident's action (revoked, notified, …) or a third-party
+    /// incident's revocation status (pending, revoked, refused,
+    /// not_supported, failed).
+    #[param(pattern = "^(revoked|notified|already_revoked|publishable|unknown|pending|refused|not_supported|failed)?$")]
+    pub status: Option<String>,
+}
+
+/// A token another scanner saw, and where.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewSighting {
+    /// The token itself; it is matched, fingerprinted, and kept only
+    /// sealed while its issuer revokes it.
+    #[schema(min_length = 1, max_length = 4096, pattern = "^[^\\u0000]+$")]
+    pub token: String,
+    #[serde(default)]
+    pub place: SightingPlace,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct SightingPlace {
+    #[schema(max_length = 2048, pattern = "^[^\\u0000]*$")]
+    pub repository: Option<String>,
+    #[schema(max_length = 2048, pattern = "^[^\\u0000]*$")]
+    pub commit: Option<String>,
+    #[schema(max_length = 2048, pattern = "^[^\\u0000]*$")]
+    pub path: Option<String>,
+    #[schema(minimum = 0)]
+    pub line: Option<i64>,
+    #[schema(max_length = 2048, pattern = "^[^\\u0000]*$")]
+    pub url: Option<String>,
+    /// What saw it (`gitleaks`, `keyward-scan`, …); `sighting` when absent.
+    #[schema(max_length = 64, pattern = "^[^\\u0000]*$")]
+    pub source: Option<String>,
+}
+
+/// What a sighting did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SightingRecorded {
+    /// `own` or `third_party`.
+    #[schema(value_type = String)]
+    pub kind: &'static str,
+    pub incident_id: String,
+    /// An own incident's action, or a third-party revocation's status.
+    pub status: String,
+    pub new_incident: bool,
+    pub rule_id: String,
+    pub family: String,
+}
+
+/// Where the security team hears of third-party tokens.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SetDeploymentAlertSettings {
+    #[serde(default)]
+    #[schema(max_length = 2000, pattern = "^$|^https?://[^\\u0000]+$")]
+    pub webhook_url: String,
+    #[serde(default)]
+    #[schema(pattern = "^[^\\u0000]*$")]
+    pub webhook_secret: String,
+    #[serde(default)]
+    #[schema(max_length = 2000, pattern = "^$|^https?://[^\\u0000]+$")]
+    pub slack_webhook_url: String,
+    /// Email the deployment's owners. Default: on when the deployment has
+    /// an SMTP server; `true` without one is refused.
+    pub email: Option<bool>,
 }
 
 /// Where leak alerts go. The webhook secret signs `Keyward-Signature`.

@@ -11,6 +11,7 @@ pub mod client;
 pub mod console;
 mod dto;
 mod error;
+mod leaks;
 pub mod limits;
 mod openapi;
 mod partners;
@@ -93,6 +94,10 @@ routes!(API_ROUTES, api_routes, [
     post "/v1/keys/{key_id}/rotate" => api::rotate_key,
     get "/v1/openapi.json" => openapi::document,
     get "/v1/sources" => status::sources,
+    post "/v1/sightings" => leaks::report,
+    get "/v1/incidents" => leaks::incidents,
+    put "/v1/alert-settings" => leaks::set_alert_settings,
+    get "/v1/alert-settings" => leaks::alert_settings,
     get "/metrics" => status::metrics,
     get "/healthz" => api::healthz,
     get "/readyz" => api::readyz,

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::dto::*;
 use super::error::{ErrorBody, ErrorDetail, Errors};
-use super::{api, partners, status, webhooks};
+use super::{api, leaks, partners, status, webhooks};
 use crate::service::VerifyCode;
 
 /// `Authorization: Bearer <keyward secret key>` on the management API.
@@ -65,6 +65,10 @@ impl Modify for BearerKey {
         api::readyz,
         status::sources,
         status::metrics,
+        leaks::report,
+        leaks::incidents,
+        leaks::set_alert_settings,
+        leaks::alert_settings,
         partners::github,
         partners::gitlab,
         webhooks::github,
@@ -120,6 +124,15 @@ impl Modify for BearerKey {
         AuditView,
         AuditList,
         TimeInput,
+        ThirdPartyIncidentView,
+        RevocationView,
+        RevocationStatusName,
+        DeploymentIncidentView,
+        DeploymentIncidentList,
+        NewSighting,
+        SightingPlace,
+        SightingRecorded,
+        SetDeploymentAlertSettings,
     ))
 )]
 struct ApiDoc;

@@ -70,10 +70,17 @@ impl Action {
 pub enum DeploymentAction {
     CreateProject,
     ViewSources,
+    /// The deployment-wide incident list, third-party tokens included.
+    ViewIncidents,
+    /// The deployment's own alert channels.
+    ConfigureAlerts,
 }
 
 /// The scope a key needs for any deployment-level action.
 pub const DEPLOYMENT_SCOPE: &str = "deployment:admin";
+
+/// The scope a key needs to report a token seen somewhere.
+pub const SIGHTINGS_SCOPE: &str = "incidents:write";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
@@ -274,8 +281,29 @@ impl Caller {
         if self.is_key() && !self.has_scope(DEPLOYMENT_SCOPE) {
             return Err(Denied::Scope(DEPLOYMENT_SCOPE));
         }
-        if self.is_test_mode() && action == DeploymentAction::CreateProject {
+        if self.is_test_mode() && matches!(action, DeploymentAction::CreateProject | DeploymentAction::ConfigureAlerts) {
             return Err(Denied::TestMode);
+        }
+        if self.is_deployment_owner(store).await? {
+            Ok(())
+        } else {
+            Err(Denied::NotDeploymentOwner)
+        }
+    }
+
+    /// Reporting a token seen somewhere (`POST /v1/sightings`): a live key
+    /// with `incidents:write` from any project, since a leak is a leak
+    /// wherever it is seen, or a deployment owner in person. A report can
+    /// revoke a key, which a test-mode key may never cause.
+    pub async fn authorize_sighting(&self, store: &Store) -> Result<(), Denied> {
+        if self.is_system() {
+            return Ok(());
+        }
+        if self.is_key() {
+            if !self.has_scope(SIGHTINGS_SCOPE) {
+                return Err(Denied::Scope(SIGHTINGS_SCOPE));
+            }
+            return if self.is_test_mode() { Err(Denied::TestMode) } else { Ok(()) };
         }
         if self.is_deployment_owner(store).await? {
             Ok(())

@@ -4,6 +4,7 @@
 //! the change is reported done.
 
 mod access;
+pub mod incidents;
 pub mod outbound;
 mod people;
 mod ratelimit;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-pub use access::{Action, Caller, Denied, DeploymentAction, KeyTarget, DEPLOYMENT_SCOPE};
+pub use access::{Action, Caller, Denied, DeploymentAction, KeyTarget, DEPLOYMENT_SCOPE, SIGHTINGS_SCOPE};
 pub use people::{Invitation, NewSession, INVITATION_MS, SESSION_MS};
 pub use verify::{Ask, Verdict, Verifier, VerifyCode};
 
@@ -183,6 +184,11 @@ impl KeyService {
             outbound: outbound::OutboundPolicy::default(),
             email_alerts: false,
         })
+    }
+
+    /// The deployment's token prefix (`kw`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// Email alerts are on: an SMTP server is configured.
@@ -1130,25 +1136,7 @@ impl KeyService {
         leak_policy: Option<&str>,
     ) -> Result<AlertSettings, ServiceError> {
         self.view_project(caller, project_id, Action::ConfigureProject).await?;
-        for url in [&settings.webhook_url, &settings.slack_webhook_url] {
-            if url.len() > 2000 {
-                return Err(ServiceError::Invalid("a URL must be at most 2000 characters".into()));
-            }
-            if !url.is_empty() {
-                self.outbound
-                    .check_url(url)
-                    .await
-                    .map_err(|e| ServiceError::Invalid(e.to_string()))?;
-            }
-        }
-        if settings.email && !self.email_alerts {
-            return Err(ServiceError::Invalid(
-                "email alerts need an SMTP server: set KEYWARD_SMTP_URL (or [alerts] smtp_url) first".into(),
-            ));
-        }
-        if !settings.webhook_url.is_empty() && settings.webhook_secret.len() < 16 {
-            return Err(ServiceError::Invalid("webhook_secret must be at least 16 characters".into()));
-        }
+        self.check_alert_settings(&settings).await?;
         if leak_policy.is_some_and(|p| p != "revoke" && p != "notify_only") {
             return Err(ServiceError::Invalid("leak_policy must be revoke or notify_only".into()));
         }

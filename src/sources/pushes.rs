@@ -171,7 +171,10 @@ fn not_configured(host: &str) -> SourceError {
 pub async fn report_all(responder: &LeakResponder, sightings: &[Sighting]) -> Result<(), SourceError> {
     crate::metrics::Metrics::add(&crate::metrics::METRICS.findings, sightings.len() as u64);
     for sighting in sightings {
-        responder.report(sighting.finding.secret.expose(), &sighting.place).await?;
+        let rule = responder.engine().rule(sighting.finding.rule);
+        responder
+            .report_found(rule, sighting.finding.secret.expose(), &sighting.place)
+            .await?;
     }
     if !sightings.is_empty() {
         responder.wake_alerts();

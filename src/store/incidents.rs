@@ -57,7 +57,7 @@ pub struct AlertSettings {
 }
 
 /// Incidents and sightings name a place with the same six columns.
-fn place_from_row(row: &AnyRow) -> Result<Place, StoreError> {
+pub(super) fn place_from_row(row: &AnyRow) -> Result<Place, StoreError> {
     Ok(Place {
         source_kind: get(row, "source_kind")?,
         repository: get(row, "repository")?,
@@ -89,6 +89,13 @@ impl Store {
     pub async fn incidents_of_project(&self, project_id: &str) -> Result<Vec<Incident>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM incidents WHERE project_id = $1 ORDER BY last_seen DESC, id");
         let rows = sqlx::query(&sql).bind(project_id).fetch_all(&self.pool).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Every incident of keyward's own tokens, newest sighting first.
+    pub async fn all_incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM incidents ORDER BY last_seen DESC, id");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         rows.iter().map(from_row).collect()
     }
 

@@ -27,6 +27,16 @@ pub struct NewJob {
     pub run_at: i64,
 }
 
+/// Jobs of one kind that are ready to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadyJobs {
+    pub count: i64,
+    /// When the longest-waiting became ready.
+    pub first: i64,
+    /// When the newest became ready.
+    pub last: i64,
+}
+
 /// How many jobs wait, run and have given up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueDepth {
@@ -73,6 +83,39 @@ impl Tx<'_> {
 }
 
 impl Tx<'_> {
+    /// Marks a claimed job done, in the transaction of the work it did;
+    /// false if the claim was lost meanwhile.
+    pub async fn complete_job(&mut self, id: &str, worker: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'done', locked_until = NULL, last_error = '', updated_at = $1 \
+             WHERE id = $2 AND locked_by = $3 AND state = 'running'",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(worker)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records a failed attempt: back to `pending` at `retry_at`, or `dead`.
+    pub async fn fail_job(&mut self, id: &str, worker: &str, error: &str, retry_at: Option<i64>, now: i64) -> Result<(), StoreError> {
+        let error: String = error.chars().take(1000).collect();
+        sqlx::query(
+            "UPDATE jobs SET state = CASE WHEN $1 < 0 THEN 'dead' ELSE 'pending' END, \
+             run_at = CASE WHEN $1 < 0 THEN run_at ELSE $1 END, locked_until = NULL, last_error = $2, updated_at = $3 \
+             WHERE id = $4 AND locked_by = $5 AND state = 'running'",
+        )
+        .bind(retry_at.unwrap_or(-1))
+        .bind(error)
+        .bind(now)
+        .bind(id)
+        .bind(worker)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
     /// Records a webhook body by its content key; false when the same
     /// content was already received after `window_start`. An older receipt
     /// is refreshed, so the table holds one replay window at most.
@@ -124,36 +167,36 @@ impl Store {
     /// Marks a claimed job done; false if the claim was lost meanwhile.
     pub async fn complete_job(&self, id: &str, worker: &str, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE jobs SET state = 'done', locked_until = NULL, last_error = '', updated_at = $1 \
-             WHERE id = $2 AND locked_by = $3 AND state = 'running'",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(worker)
-        .execute(&mut *tx.inner)
-        .await?;
+        let done = tx.complete_job(id, worker, now).await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done)
     }
 
     /// Records a failed attempt: back to `pending` at `retry_at`, or `dead`.
     pub async fn fail_job(&self, id: &str, worker: &str, error: &str, retry_at: Option<i64>, now: i64) -> Result<(), StoreError> {
-        let error: String = error.chars().take(1000).collect();
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "UPDATE jobs SET state = CASE WHEN $1 < 0 THEN 'dead' ELSE 'pending' END, \
-             run_at = CASE WHEN $1 < 0 THEN run_at ELSE $1 END, locked_until = NULL, last_error = $2, updated_at = $3 \
-             WHERE id = $4 AND locked_by = $5 AND state = 'running'",
-        )
-        .bind(retry_at.unwrap_or(-1))
-        .bind(error)
-        .bind(now)
-        .bind(id)
-        .bind(worker)
-        .execute(&mut *tx.inner)
-        .await?;
+        tx.fail_job(id, worker, error, retry_at, now).await?;
         tx.commit().await
+    }
+
+    /// The jobs of `kind` ready at `now`: how many, and when the first and
+    /// the last of them became ready; `None` when none is.
+    pub async fn ready_jobs(&self, kind: &str, now: i64) -> Result<Option<ReadyJobs>, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(run_at) AS first, MAX(run_at) AS last FROM jobs \
+             WHERE kind = $1 AND state = 'pending' AND run_at <= $2",
+        )
+        .bind(kind)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        let count: i64 = get(&row, "n")?;
+        let first: Option<i64> = get(&row, "first")?;
+        let last: Option<i64> = get(&row, "last")?;
+        Ok(first
+            .zip(last)
+            .filter(|_| count > 0)
+            .map(|(first, last)| ReadyJobs { count, first, last }))
     }
 
     /// Hands back every job `worker` still holds, so another worker takes

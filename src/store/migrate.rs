@@ -54,6 +54,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "limits",
         sql: include_str!("../../migrations/0008_limits.sql"),
     },
+    Migration {
+        version: 9,
+        name: "third_party",
+        sql: include_str!("../../migrations/0009_third_party.sql"),
+    },
 ];
 
 /// Any constant works; it only has to be the same in every replica.

@@ -18,6 +18,7 @@ mod notify;
 mod projects;
 mod sessions;
 mod sources;
+mod third_party;
 mod usage;
 
 use std::sync::Arc;
@@ -27,15 +28,17 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
+pub use crate::keys::sealed::HeldToken;
 pub use audit::{AuditEvent, ChainBreak, NewAuditEvent, GENESIS_HASH};
 pub use incidents::{AlertSettings, Incident, Place};
-pub use jobs::{Job, NewJob, QueueDepth};
+pub use jobs::{Job, NewJob, QueueDepth, ReadyJobs};
 pub use keys::{ApiKey, KeyUpdate, NewApiKey, RevokeReason};
 pub use leader::Leadership;
 pub use notify::{CacheListener, CHANNEL as CACHE_CHANNEL};
 pub use projects::{Entitlement, EntitlementState, Member, Project, Role, ServiceAccount};
 pub use sessions::SessionRow;
 pub use sources::{SourceOutcome, SourceStatus};
+pub use third_party::{Revocation, RevocationStatus, ThirdPartyIncident};
 pub use usage::{UsageDelta, UsageRow, VerificationDelta};
 
 #[derive(Debug, thiserror::Error)]

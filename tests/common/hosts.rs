@@ -63,6 +63,8 @@ pub struct HostState {
 pub struct FakeHost {
     pub url: String,
     pub state: Arc<Mutex<HostState>>,
+    /// The host's token revocation endpoints.
+    pub issuers: super::issuers::FakeIssuers,
 }
 
 impl FakeHost {
@@ -270,9 +272,11 @@ pub async fn github() -> FakeHost {
         .route("/events", get(gh_events))
         .route("/app/installations/{id}/access_tokens", axum::routing::post(gh_access_token))
         .with_state(state.clone());
+    let issuers = super::issuers::FakeIssuers::default();
     FakeHost {
-        url: start(router).await,
+        url: start(router.merge(issuers.router())).await,
         state,
+        issuers,
     }
 }
 
@@ -364,8 +368,10 @@ pub async fn gitlab() -> FakeHost {
         .route("/api/v4/projects/{project}/repository/compare", get(gl_compare))
         .route("/api/v4/projects/{project}/repository/commits/{sha}/diff", get(gl_commit_diff))
         .with_state(state.clone());
+    let issuers = super::issuers::FakeIssuers::default();
     FakeHost {
-        url: start(router).await + "/api/v4",
+        url: start(router.merge(issuers.router())).await + "/api/v4",
         state,
+        issuers,
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod fakes;
 pub mod hosts;
+pub mod issuers;
 pub mod pushes;
 
 use std::sync::Arc;
@@ -34,6 +35,9 @@ pub struct Setup {
     /// tests leave them allowed so that fakes on loopback receive alerts.
     pub deny_private_targets: bool,
     pub trusted_proxies: Vec<String>,
+    /// Other issuers' tokens: policy and where the issuers are. A
+    /// revocation worker runs when set.
+    pub third_party: Option<keyward::response::third_party::ThirdPartySettings>,
 }
 
 pub struct Server {
@@ -91,7 +95,14 @@ impl Server {
         let (project, issued, _) = service.bootstrap("owner@example.com", "first").await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let responder = Arc::new(keyward::response::LeakResponder::new(service.clone()));
+        let mut responder = keyward::response::LeakResponder::new(service.clone());
+        if let Some(settings) = setup.third_party.clone() {
+            responder = responder.with_third_party(settings);
+        }
+        let responder = Arc::new(responder);
+        if setup.third_party.is_some() {
+            tokio::spawn(responder.revocation_worker().run());
+        }
         let email = keyward::response::alerts::EmailSettings {
             smtp_url: setup.smtp_url.clone(),
             from: "keyward@example.com".into(),

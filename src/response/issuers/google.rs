@@ -1,0 +1,34 @@
+//! Google OAuth: `POST {oauth}/revoke` with the form `token=<token>` (an
+//! access token `ya29.…` or a refresh token `1//…`) and no credentials.
+//! 200 means revoked; 400 `{"error": "invalid_token"}` that Google does not
+//! know it (or it expired).
+
+use super::{common, unexpected, unreachable, url, Verdict};
+
+pub async fn revoke(client: &reqwest::Client, oauth: &str, token: &str) -> Verdict {
+    let request = client.post(url(oauth, "revoke")).form(&[("token", token)]);
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => return unreachable("Google", &e),
+    };
+    if let Some(verdict) = common("Google", &response) {
+        return verdict;
+    }
+    let status = response.status();
+    if status.is_success() {
+        return Verdict::Revoked;
+    }
+    if status == reqwest::StatusCode::BAD_REQUEST {
+        let error = response
+            .json::<serde_json::Value>()
+            .await
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string));
+        return match error.as_deref() {
+            Some("invalid_token") => Verdict::Refused("Google: invalid_token".into()),
+            Some(other) => Verdict::Failed(format!("Google: {}", other.chars().take(100).collect::<String>())),
+            None => unexpected("Google", status),
+        };
+    }
+    unexpected("Google", status)
+}
