@@ -20,6 +20,10 @@ pub struct Metrics {
     pub alerts_delivered: AtomicU64,
     pub alerts_failed: AtomicU64,
     pub http_panics: AtomicU64,
+    /// Signed webhook deliveries answered 503 because the push queue is full.
+    pub webhooks_shed: AtomicU64,
+    /// Third-party tokens revoked at their issuers.
+    pub third_party_revoked: AtomicU64,
 }
 
 /// A latency histogram: cumulative bucket counts, count and sum.
@@ -74,6 +78,8 @@ impl Metrics {
             alerts_delivered: AtomicU64::new(0),
             alerts_failed: AtomicU64::new(0),
             http_panics: AtomicU64::new(0),
+            webhooks_shed: AtomicU64::new(0),
+            third_party_revoked: AtomicU64::new(0),
         }
     }
 

@@ -447,7 +447,7 @@ async fn verify_and_webhooks_are_rate_limited_with_retry_after() {
     assert_eq!(verify("kw_sk_live_guess1").await.unwrap().status(), 200);
     assert_eq!(verify("kw_sk_live_guess2").await.unwrap().status(), 200);
     assert_eq!(verify("kw_sk_live_guess3").await.unwrap().status(), 429);
-    // Webhooks: two deliveries, then 429 before any signature work.
+    // Webhooks: two deliveries no secret can authenticate, then 429.
     let hook = || s.http.post(format!("{}/webhooks/github", s.base)).body("{}").send();
     assert_eq!(hook().await.unwrap().status(), 503);
     assert_eq!(hook().await.unwrap().status(), 503);

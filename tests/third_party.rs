@@ -374,3 +374,75 @@ async fn the_security_team_hears_once_per_incident() {
     assert_eq!(alert["issuer"], "slack");
     assert!(!String::from_utf8_lossy(&body).contains(&token));
 }
+
+/// A signed push is never turned away for its rate; a badly signed one
+/// is, after a burst; a full queue sheds with 503 and Retry-After.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_delivery_is_never_turned_away_but_a_forged_one_is() {
+    let webhooks = keyward::server::Webhooks {
+        github_secret: Some(common::pushes::GITHUB_SECRET.into()),
+        queue_limit: Some(1_200),
+        ..Default::default()
+    };
+    let setup = common::Setup {
+        webhooks,
+        ..common::Setup::default()
+    };
+    let server = common::Server::start_with(common::Backend::Sqlite, setup).await.unwrap();
+    let deliver = |n: u32, signed: bool| {
+        let after = format!("{:040x}", u128::from(n) + 1);
+        let body = common::pushes::push_payload(common::pushes::BEFORE, &after, &[&after], false, false);
+        let signature = if signed {
+            common::pushes::sign(&body)
+        } else {
+            "sha256=0000".to_string()
+        };
+        let request = server
+            .http
+            .post(format!("{}/webhooks/github", server.base))
+            .header("content-type", "application/json")
+            .header("x-github-event", "push")
+            .header("x-github-delivery", format!("delivery-{n}"))
+            .header("x-hub-signature-256", signature)
+            .body(body);
+        async move { request.send().await.unwrap() }
+    };
+    let mut accepted = 0;
+    for n in 0..1000 {
+        let response = deliver(n, true).await;
+        assert_eq!(response.status(), 202, "delivery {n}");
+        accepted += 1;
+    }
+    assert_eq!(accepted, 1000);
+    let mut forged = Vec::new();
+    for n in 0..1000 {
+        forged.push(deliver(5000 + n, false).await.status().as_u16());
+    }
+    assert_eq!(forged[0], 401);
+    assert!(forged.iter().all(|s| *s == 401 || *s == 429), "{forged:?}");
+    let first_429 = forged.iter().position(|s| *s == 429).expect("forged deliveries meet 429");
+    assert!(first_429 >= 100, "a burst of failures first: {first_429}");
+    // 1,000 pushes wait; past 1,200 the queue sheds.
+    let mut shed = None;
+    for n in 1000..1300 {
+        let response = deliver(n, true).await;
+        if response.status() == 503 {
+            shed = Some((n, response.headers().get("retry-after").cloned()));
+            break;
+        }
+        assert_eq!(response.status(), 202);
+    }
+    let (n, retry_after) = shed.expect("a full queue sheds");
+    assert_eq!(n, 1200, "the bound is the documented one");
+    assert!(retry_after.is_some());
+    let metrics = server
+        .http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("keyward_webhooks_shed_total 1"), "{metrics}");
+}

@@ -6,6 +6,8 @@ mod client;
 mod git;
 mod hook;
 mod output;
+mod report;
+mod revoke;
 mod rules;
 mod scan;
 mod scanning;
@@ -64,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         command: serve::AuditCommand,
     },
+    /// Send every secret of another scanner's report (gitleaks,
+    /// betterleaks, kingfisher, trufflehog) to a server as sightings.
+    Ingest(report::IngestArgs),
+    /// Revoke tokens at their issuers now, one per line on stdin.
+    Revoke(revoke::RevokeArgs),
 }
 
 /// Options that pick the rule set, shared by `scan` and `rules`.
@@ -104,6 +111,8 @@ pub fn main() -> ExitCode {
         Command::Projects { command } => client::projects(command),
         Command::Audit { command } => serve::audit(command),
         Command::Users { command } => serve::users(command),
+        Command::Ingest(args) => report::ingest(args),
+        Command::Revoke(args) => revoke::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 
 use super::git;
 use super::output::{self, terminal_safe, Reported};
+use super::report::{self, Sighting};
 use super::scanning::{oversized_line, ScanArgs, Scanned};
 use super::{EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS};
 use keyward::config::load_scan;
@@ -25,6 +26,7 @@ pub fn run(args: ScanArgs) -> Result<u8> {
         },
     )
     .context("building the scanner")?;
+    let report_to = args.report.target()?;
     let max_file_bytes = args.max_file_size.unwrap_or(settings.max_file_bytes);
     let mode = git::Mode::of(&args);
     let mut scanned = match &mode {
@@ -51,6 +53,11 @@ pub fn run(args: ScanArgs) -> Result<u8> {
     if !args.quiet || !scanned.unscanned.is_empty() {
         summary(&scanned, suppressed, started);
     }
+    if let Some(target) = report_to {
+        let sightings = sightings_of(&scanned.reported);
+        let tally = report::send(&target, &sightings)?;
+        eprintln!("keyward: {}", tally.summary(sightings.len()));
+    }
     let refused = match &mode {
         Some(mode) => {
             git::explain_block(mode, &scanned.reported);
@@ -65,6 +72,22 @@ pub fn run(args: ScanArgs) -> Result<u8> {
     } else {
         EXIT_CLEAN
     })
+}
+
+/// What `--report` sends: each finding's token and where it was found.
+fn sightings_of(reported: &[Reported]) -> Vec<Sighting> {
+    reported
+        .iter()
+        .map(|r| Sighting {
+            token: r.finding.secret.expose().to_string(),
+            place: serde_json::json!({
+                "path": r.path,
+                "line": r.finding.line,
+                "commit": r.origin.as_ref().map(|o| o.commit.clone()),
+                "source": "keyward-scan",
+            }),
+        })
+        .collect()
 }
 
 fn scan_files(engine: &Engine, args: &ScanArgs, max_file_bytes: u64) -> Result<Scanned> {

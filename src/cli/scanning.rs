@@ -65,6 +65,8 @@ pub struct ScanArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub rules: RuleArgs,
+    #[command(flatten)]
+    pub report: super::report::ReportTo,
 }
 
 /// What any kind of scan hands to reporting.

@@ -509,6 +509,9 @@ impl RevocationWorker {
             }
         }
         tx.commit().await?;
+        if status == RevocationStatus::Revoked {
+            crate::metrics::Metrics::add(&crate::metrics::METRICS.third_party_revoked, 1);
+        }
         tracing::info!(
             incident = incident_id,
             job = %job.id,

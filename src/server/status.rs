@@ -140,6 +140,16 @@ fn process_metrics(out: &mut String) {
             "Requests whose handler panicked; each was answered 500.",
             &METRICS.http_panics,
         ),
+        (
+            "keyward_webhooks_shed_total",
+            "Signed webhook deliveries answered 503 because too many pushes waited to be read.",
+            &METRICS.webhooks_shed,
+        ),
+        (
+            "keyward_third_party_revoked_total",
+            "Tokens of other issuers revoked at their issuer's endpoint.",
+            &METRICS.third_party_revoked,
+        ),
     ] {
         family(out, name, "counter", help);
         out.push_str(&format!("{name} {}\n", Metrics::get(counter)));

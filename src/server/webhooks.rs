@@ -7,6 +7,13 @@
 //! covered by GitHub's signature, so a push is also known by its content
 //! (repository, before, after and the SHA-256 of the signed body) for a
 //! replay window.
+//!
+//! GitHub does not retry a delivery that failed, so a signed push is never
+//! turned away for its rate: the signature is checked first, and only a
+//! delivery whose signature fails counts against the per-address limit.
+//! What bounds a flood of validly signed pushes is the queue: past
+//! [`DEFAULT_QUEUE_LIMIT`] push jobs waiting, a delivery is answered 503
+//! with `Retry-After`, and `keyward_webhooks_shed_total` counts it.
 
 use std::sync::Arc;
 
@@ -33,12 +40,20 @@ pub const MAX_WEBHOOK_BODY: usize = 5 << 20;
 /// deliveries for manual redelivery (GitHub: 3 days).
 pub const REPLAY_WINDOW_MS: i64 = 7 * 86_400_000;
 
-/// The webhook secrets, and the handle that wakes the push worker.
+/// Push jobs that may wait before a new delivery is shed (503).
+pub const DEFAULT_QUEUE_LIMIT: i64 = 10_000;
+/// What a shed delivery is told to wait.
+const SHED_RETRY_AFTER_SECS: u64 = 30;
+
+/// The webhook secrets, the handle that wakes the push worker, and how
+/// many push jobs may wait (`KEYWARD_WEBHOOK_QUEUE_LIMIT`).
 #[derive(Clone, Default)]
 pub struct Webhooks {
     pub github_secret: Option<String>,
     pub gitlab_secret: Option<String>,
     pub wake: Arc<Notify>,
+    /// `None`: [`DEFAULT_QUEUE_LIMIT`].
+    pub queue_limit: Option<i64>,
 }
 
 type Answer = (StatusCode, Json<Value>);
@@ -50,14 +65,19 @@ type Answer = (StatusCode, Json<Value>);
     responses((status = 202, description = "queued (or an event type that is ignored)", body = Object),
         (status = 200, description = "pong, or a duplicate of a delivery already recorded", body = Object), super::error::Errors))]
 pub async fn github(State(s): State<AppState>, extensions: Extensions, headers: HeaderMap, body: Bytes) -> Result<Answer, AppError> {
-    if let Some(ip) = super::client::ClientIp::of(&extensions) {
-        s.limits.webhooks_per_ip.check(ip).map_err(AppError::too_many)?;
-    }
-    let secret = s.webhooks.github_secret.as_deref().ok_or_else(not_configured)?;
+    let secret = s
+        .webhooks
+        .github_secret
+        .as_deref()
+        .ok_or_else(|| refused(&s, &extensions, not_configured()))?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let signature = header(github::SIGNATURE_HEADER).ok_or_else(|| bad_signature("X-Hub-Signature-256 is missing"))?;
-    if !github::verify_signature(secret.as_bytes(), &body, signature) {
-        return Err(bad_signature("X-Hub-Signature-256 does not match the body"));
+    let signed = header(github::SIGNATURE_HEADER).is_some_and(|sig| github::verify_signature(secret.as_bytes(), &body, sig));
+    if !signed {
+        return Err(refused(
+            &s,
+            &extensions,
+            bad_signature("X-Hub-Signature-256 is missing or does not match the body"),
+        ));
     }
     let delivery = header(github::DELIVERY_HEADER).ok_or_else(|| AppError::malformed("X-GitHub-Delivery is missing"))?;
     match header(github::EVENT_HEADER).unwrap_or_default() {
@@ -78,14 +98,18 @@ pub async fn github(State(s): State<AppState>, extensions: Extensions, headers: 
     responses((status = 202, description = "queued (or an event that is ignored)", body = Object),
         (status = 200, description = "a duplicate of a push already recorded", body = Object), super::error::Errors))]
 pub async fn gitlab(State(s): State<AppState>, extensions: Extensions, headers: HeaderMap, body: Bytes) -> Result<Answer, AppError> {
-    if let Some(ip) = super::client::ClientIp::of(&extensions) {
-        s.limits.webhooks_per_ip.check(ip).map_err(AppError::too_many)?;
-    }
-    let secret = s.webhooks.gitlab_secret.as_deref().ok_or_else(not_configured)?;
+    let secret = s
+        .webhooks
+        .gitlab_secret
+        .as_deref()
+        .ok_or_else(|| refused(&s, &extensions, not_configured()))?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let token = header(gitlab::TOKEN_HEADER).ok_or_else(|| bad_signature("X-Gitlab-Token is missing"))?;
-    if !gitlab::verify_token(secret, token) {
-        return Err(bad_signature("X-Gitlab-Token does not match"));
+    if !header(gitlab::TOKEN_HEADER).is_some_and(|token| gitlab::verify_token(secret, token)) {
+        return Err(refused(
+            &s,
+            &extensions,
+            bad_signature("X-Gitlab-Token is missing or does not match"),
+        ));
     }
     let event = header(gitlab::EVENT_HEADER).unwrap_or_default();
     if event != "Push Hook" {
@@ -119,6 +143,23 @@ fn content_key(host: &str, identity: &[&str], body: &[u8]) -> String {
 /// both are durable, and a replay of either is a duplicate.
 async fn queue(s: &AppState, job: NewJob, content_key: &str) -> Result<Answer, AppError> {
     let now = now_ms();
+    let waiting = s
+        .service
+        .store()
+        .waiting_jobs(pushes::JOB_PREFIX)
+        .await
+        .map_err(|e| AppError::from(ServiceError::from(e)))?;
+    if waiting >= s.webhooks.queue_limit.unwrap_or(DEFAULT_QUEUE_LIMIT) {
+        crate::metrics::Metrics::add(&crate::metrics::METRICS.webhooks_shed, 1);
+        return Err(AppError {
+            retry_after: Some(SHED_RETRY_AFTER_SECS),
+            ..AppError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue_full",
+                "too many pushes wait to be read; deliver again after Retry-After",
+            )
+        });
+    }
     let stored = async {
         let mut tx = s.service.store().begin().await?;
         let fresh = tx.record_receipt(content_key, now, now - REPLAY_WINDOW_MS).await?;
@@ -145,6 +186,18 @@ fn not_configured() -> AppError {
         "not_configured",
         "no webhook secret is configured for this code host",
     )
+}
+
+/// A delivery that cannot be authenticated (its signature fails, or no
+/// secret is set up to check it): `error`, or 429 once its address has
+/// sent too many such.
+fn refused(s: &AppState, extensions: &Extensions, error: AppError) -> AppError {
+    if let Some(ip) = super::client::ClientIp::of(extensions) {
+        if let Err(wait) = s.limits.webhooks_per_ip.check(ip) {
+            return AppError::too_many(wait);
+        }
+    }
+    error
 }
 
 fn bad_signature(message: &str) -> AppError {

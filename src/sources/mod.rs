@@ -13,6 +13,7 @@ pub mod github;
 pub mod gitlab;
 pub mod patch;
 pub mod pushes;
+pub mod reports;
 pub mod schedule;
 pub mod utf16;
 pub mod watch;

@@ -215,6 +215,16 @@ impl Store {
         Ok(released.rows_affected())
     }
 
+    /// Jobs whose kind starts with `kind_prefix` that wait or run.
+    pub async fn waiting_jobs(&self, kind_prefix: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE kind LIKE $1 AND state IN ('pending', 'running')")
+                .bind(format!("{kind_prefix}%"))
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn queue_depth(&self) -> Result<QueueDepth, StoreError> {
         let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
             .fetch_all(&self.pool)
