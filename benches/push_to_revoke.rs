@@ -6,6 +6,12 @@
 //! the leak response's transaction. Runs on SQLite, and on PostgreSQL when
 //! DATABASE_URL is set.
 //!
+//! Then the same for third-party tokens under the `revoke` policy, timed
+//! from sending the webhook until the fake issuer receives its revocation
+//! call: 500 pushes of a Slack token each (one call per token), and 50 of
+//! a GitHub token each (GitHub's calls are gathered until the tokens stop
+//! arriving for 500 ms, so that a push of many costs one of the hour's 60).
+//!
 //!     cargo bench --bench push_to_revoke
 
 #[path = "../tests/common/mod.rs"]
@@ -95,12 +101,118 @@ async fn run(backend: common::Backend) {
     );
 }
 
+/// A Slack bot token of random digits and letters.
+fn slack_token(rng: &mut impl rand::Rng) -> String {
+    const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let digits =
+        |rng: &mut dyn rand::RngCore, n: usize| -> String { (0..n).map(|_| char::from(b'0' + (rng.next_u32() % 10) as u8)).collect() };
+    let tail: String = (0..24).map(|_| ALNUM[rng.gen_range(0..62)] as char).collect();
+    format!("xoxb-{}-{}-{tail}", digits(rng, 12), digits(rng, 13))
+}
+
+fn github_token(rng: &mut impl rand::Rng) -> String {
+    const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let body: String = (0..30).map(|_| BASE62[rng.gen_range(0..62)] as char).collect();
+    let check = keyward::keys::checksum::crc32_base62(body.as_bytes());
+    format!("ghp_{body}{}", std::str::from_utf8(&check).unwrap())
+}
+
+async fn run_third_party(backend: common::Backend, issuer: &str, pushes: usize) {
+    use rand::SeedableRng;
+    let github = hosts::github().await;
+    let (fake, fake_url) = common::issuers::FakeIssuers::start().await;
+    let webhooks = Webhooks {
+        github_secret: Some(SECRET.into()),
+        ..Webhooks::default()
+    };
+    let mut endpoints = keyward::response::issuers::Endpoints::public(&fake_url, &format!("{fake_url}/api/v4"));
+    endpoints.slack_api = format!("{fake_url}/api");
+    let setup = common::Setup {
+        webhooks: webhooks.clone(),
+        third_party: Some(keyward::response::third_party::ThirdPartySettings {
+            policy: keyward::response::third_party::Policy::Revoke,
+            overrides: Default::default(),
+            endpoints,
+        }),
+        ..common::Setup::default()
+    };
+    let Some(s) = common::Server::start_with(backend, setup).await else {
+        return;
+    };
+    let engine = Arc::new(Engine::new(RuleSet::builtin(), EngineOptions::default()).unwrap());
+    let code_hosts = CodeHosts {
+        github: Some(GitHubApi::new(&github.url, None).unwrap()),
+        gitlab: None,
+    };
+    tokio::spawn(PushWorker::new(s.responder.clone(), engine, code_hosts, webhooks.wake.clone()).run());
+    let template: Value = serde_json::from_str(include_str!("../fixtures/github/push.json")).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let mut latencies = Vec::with_capacity(pushes);
+    for i in 0..pushes {
+        let token = if issuer == "slack" {
+            slack_token(&mut rng)
+        } else {
+            github_token(&mut rng)
+        };
+        let (before, after) = (sha(i, 3), sha(i, 4));
+        github.add_commit(
+            &after,
+            vec![FileChange::new("config/app.env", &format!("@@ -1 +1,2 @@\n A=1\n+TOKEN={token}"))],
+        );
+        github.add_range(&before, &after, &[&after]);
+        let mut payload = template.clone();
+        payload["before"] = json!(before);
+        payload["after"] = json!(after);
+        payload["created"] = json!(false);
+        payload["commits"][0]["id"] = json!(after);
+        let body = serde_json::to_vec(&payload).unwrap();
+        let signature = hosts::github_signature(SECRET, &body);
+        let started = Instant::now();
+        let response = s
+            .http
+            .post(format!("{}/webhooks/github", s.base))
+            .header("x-github-event", "push")
+            .header("x-github-delivery", format!("third-party-{i}"))
+            .header("x-hub-signature-256", signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        let arrived = loop {
+            if let Some(call) = fake.calls().into_iter().find(|c| c.tokens.contains(&token)) {
+                break call.at;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "push {i}'s token never reached {issuer}"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        latencies.push(arrived.duration_since(started));
+    }
+    latencies.sort();
+    println!(
+        "push_to_issuer/{issuer}/{backend:?}: {pushes} pushes, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().unwrap().as_secs_f64() * 1e3
+    );
+}
+
 fn main() {
     // Only under `cargo bench`, not `cargo test --all-targets`.
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    runtime.block_on(run(common::Backend::Sqlite));
-    runtime.block_on(run(common::Backend::Postgres));
+    let only_third_party = std::env::var_os("KEYWARD_BENCH_THIRD_PARTY_ONLY").is_some();
+    for backend in [common::Backend::Sqlite, common::Backend::Postgres] {
+        if !only_third_party {
+            runtime.block_on(run(backend));
+        }
+        runtime.block_on(run_third_party(backend, "slack", PUSHES));
+        // GitHub allows 60 calls an hour, and each push here is its own call.
+        runtime.block_on(run_third_party(backend, "github", 50));
+    }
 }

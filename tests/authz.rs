@@ -514,6 +514,14 @@ fn console_rows() -> Vec<Row<6>> {
         ),
         row!("GET", "/console/projects/{project_id}/keys", "key list", Project, Body::None, PAGE),
         row!(
+            "GET",
+            "/console/projects/{project_id}/integrate",
+            "integration snippets",
+            Project,
+            Body::None,
+            PAGE
+        ),
+        row!(
             "POST",
             "/console/projects/{project_id}/keys",
             "create a key",

@@ -526,3 +526,124 @@ async fn the_owner_invites_a_person_who_chooses_a_password_and_signs_in() {
         .await;
     assert_eq!(status, 403, "a viewer added a member");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_list_names_people_and_a_leaked_key_links_to_its_incident() {
+    let Some(b) = browser().await else { return };
+    let s = server_with_people().await;
+    // The bootstrap admin key (the owner's) makes one key; a person makes another.
+    let (leaky, secret) = s.create_key(json!({"name": "leaky", "scopes": ["analytics:read"]})).await;
+    let place = keyward::store::Place {
+        source_kind: "github-webhook".into(),
+        repository: "octo/app".into(),
+        path: "config/.env".into(),
+        line: Some(3),
+        ..Default::default()
+    };
+    s.responder.report(&secret, &place).await.unwrap();
+    sign_in(&b, &s.base, OWNER).await;
+    wait_title(&b, "API keys").await;
+    let row = css(&b, &format!("tr[data-key-id='{leaky}']")).await;
+    let created_by = row.find(Locator::Css("td.created-by span")).await.unwrap();
+    assert_eq!(
+        created_by.text().await.unwrap(),
+        "key bootstrap_admin",
+        "a key is named, not its id"
+    );
+    assert!(created_by.attr("title").await.unwrap().unwrap().starts_with("key:key_"));
+    let leaked = row.find(Locator::Css("a.pill")).await.unwrap();
+    assert_eq!(leaked.text().await.unwrap(), "Revoked: leaked");
+    leaked.click().await.unwrap();
+    wait_title(&b, "Incidents").await;
+    let url = b.client.current_url().await.unwrap();
+    let incident = url.fragment().expect("the link names the incident").to_string();
+    let row = css(&b, &format!("tr[id='{incident}']")).await;
+    assert!(row.text().await.unwrap().contains("config/.env"));
+    // A key a person made in the console names that person by email.
+    let http = http_sign_in(&s, OWNER).await;
+    let mut form = CREATE.to_vec();
+    form.push(("_csrf", http.csrf.as_str()));
+    assert_eq!(http.post(&format!("/console/projects/{}/keys", s.project), &form).await.0, 303);
+    b.client
+        .goto(&format!("{}/console/projects/{}/keys", s.base, s.project))
+        .await
+        .unwrap();
+    wait_title(&b, "API keys").await;
+    assert!(css(&b, "details.help").await.text().await.unwrap().contains("Page help"));
+    let by_hand = b
+        .client
+        .find(Locator::XPath("//tr[.//strong[text()='http_key']]//td[@class='created-by']"))
+        .await
+        .unwrap();
+    assert_eq!(by_hand.text().await.unwrap(), OWNER, "the creator's email");
+    screenshot(&b, "console-created-by.png").await;
+    b.client.clone().close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_help_panel_answers_from_its_page_only() {
+    let s = server_with_people().await;
+    let http = http_sign_in(&s, OWNER).await;
+    for page in ["keys", "keys/new", "incidents", "audit"] {
+        let (_, html) = http.get(&format!("/console/projects/{}/{page}", s.project)).await;
+        assert!(html.contains("<details class=\"card help\">"), "{page}");
+        assert!(html.contains("I can help with this page only."), "{page}");
+    }
+    let (_, create) = http.get(&format!("/console/projects/{}/keys/new", s.project)).await;
+    for question in [
+        "What key type should I choose?",
+        "What does expiration mean?",
+        "What are safety confirmations?",
+        "Why is the secret shown once?",
+    ] {
+        assert!(create.contains(question), "{question}");
+    }
+}
+
+/// The Integrate page's curl and Python snippets, run as a user would
+/// paste them, verify a real key against the live server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_integrate_pages_curl_and_python_snippets_print_valid() {
+    let s = server_with_people().await;
+    let (_, secret) = s.create_key(json!({"name": "integrated", "scopes": ["analytics:read"]})).await;
+    let http = http_sign_in(&s, OWNER).await;
+    let (status, page) = http.get(&format!("/console/projects/{}/integrate", s.project)).await;
+    assert_eq!(status, 200);
+    let snippet = |language: &str| -> String {
+        let start = page
+            .find(&format!("id=\"snippet-{language}\""))
+            .unwrap_or_else(|| panic!("{language} snippet"));
+        let code = &page[start..];
+        let code = &code[code.find('>').unwrap() + 1..code.find("</code>").unwrap()];
+        code.replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    let (curl, python) = (snippet("sh"), snippet("python"));
+    assert!(
+        curl.contains(&s.base) && python.contains(&s.base),
+        "filled in with this server's URL"
+    );
+    for language in ["javascript", "go", "rust"] {
+        assert!(page.contains(&format!("id=\"snippet-{language}\"")), "{language}");
+    }
+    let run = |program: &'static str, args: Vec<String>| {
+        let secret = secret.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(program)
+                .args(args)
+                .env("KEYWARD_KEY", secret)
+                .output()
+                .unwrap()
+        })
+    };
+    let curl_out = run("sh", vec!["-c".into(), curl]).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&curl_out.stdout).contains("\"code\":\"VALID\""),
+        "{curl_out:?}"
+    );
+    let python_out = run("python3", vec!["-c".into(), python]).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&python_out.stdout).trim(), "VALID", "{python_out:?}");
+}

@@ -45,6 +45,7 @@ pub struct Call {
     pub tokens: Vec<String>,
     /// Authorization, PRIVATE-TOKEN or X-Vault-Token, as sent.
     pub credential: Option<String>,
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -113,6 +114,7 @@ fn arrive(state: &Shared, issuer: &'static str, method: &str, path: &str, tokens
         path: path.into(),
         tokens,
         credential,
+        at: std::time::Instant::now(),
     });
     let behaviour = s.behaviours.get(issuer).copied().unwrap_or(Behaviour::Revoke);
     if let Behaviour::RateLimit { times, retry_after } = behaviour {

@@ -17,6 +17,7 @@
 mod chart;
 mod escape;
 mod forms;
+mod help;
 mod pages;
 
 use std::collections::HashMap;
@@ -160,6 +161,7 @@ super::routes!(CONSOLE_ROUTES, routes, [
     get "/console/projects/{project_id}/incidents" => incidents_page,
     get "/console/projects/{project_id}/audit" => audit_page,
     get "/console/projects/{project_id}/audit/export" => audit_export,
+    get "/console/projects/{project_id}/integrate" => integrate_page,
     get "/console/reveal/{reveal_id}" => reveal_page,
     get "/console/keys/{key_id}" => key_page,
     get "/console/keys/{key_id}/edit" => edit_page,
@@ -385,8 +387,8 @@ async fn keys_page(State(s): State<AppState>, person: Person, Path(project_id): 
             pages::Tab::Personal => k.owner_user_id.is_some() && (everyone || k.owner_user_id.as_deref() == me),
         })
         .collect();
-    let owners = match owner_names(&s, &person, &project_id).await {
-        Ok(owners) => owners,
+    let (owners, creators, incidents) = match people_and_incidents(&s, &person, &project_id).await {
+        Ok(found) => found,
         Err(e) => return failure(e),
     };
     let chart = usage_chart(&s, &person, &project_id, None, "All keys of this project").await;
@@ -394,9 +396,32 @@ async fn keys_page(State(s): State<AppState>, person: Person, Path(project_id): 
         keys: &keys,
         tab,
         owners: &owners,
+        creators: &creators,
+        incidents: &incidents,
         chart,
     };
     pages::keys(&person, &view, &list)
+}
+
+type Names = HashMap<String, String>;
+
+/// What a key row names: owners (people's emails, service accounts'
+/// names), creators (those and the project's keys' names), and the
+/// incident of each key that leaked.
+async fn people_and_incidents(s: &AppState, person: &Person, project_id: &str) -> Result<(Names, Names, Names), ServiceError> {
+    let owners = owner_names(s, person, project_id).await?;
+    let mut creators = owners.clone();
+    for key in s.service.list_keys(&person.caller, project_id).await? {
+        creators.insert(key.id, key.name);
+    }
+    let incidents = s
+        .service
+        .incidents(&person.caller, project_id)
+        .await?
+        .into_iter()
+        .filter_map(|(incident, _)| incident.key_id.map(|key| (key, incident.id)))
+        .collect();
+    Ok((owners, creators, incidents))
 }
 
 /// People's emails and service accounts' names, by id.
@@ -430,12 +455,17 @@ async fn key_page(State(s): State<AppState>, person: Person, Path(key_id): Path<
         Ok(found) => found,
         Err(page) => return *page,
     };
-    let owners = match owner_names(&s, &person, &key.project_id).await {
-        Ok(owners) => owners,
+    let (owners, creators, incidents) = match people_and_incidents(&s, &person, &key.project_id).await {
+        Ok(found) => found,
         Err(e) => return failure(e),
     };
-    let chart = usage_chart(&s, &person, &key.project_id, Some(&key.id), &format!("Key {}", key.name)).await;
-    pages::key_page(&person, &view, &key, &pages::owner_label(&key, &owners), &chart)
+    let facts = pages::KeyFacts {
+        owner: pages::owner_label(&key, &owners),
+        creators: &creators,
+        incidents: &incidents,
+        chart: usage_chart(&s, &person, &key.project_id, Some(&key.id), &format!("Key {}", key.name)).await,
+    };
+    pages::key_page(&person, &view, &key, &facts)
 }
 
 async fn new_key_page(State(s): State<AppState>, person: Person, Path(project_id): Path<String>) -> Response {
@@ -704,6 +734,27 @@ fn no_store(mut page: Response) -> Response {
     page.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     page
+}
+
+async fn integrate_page(State(s): State<AppState>, person: Person, headers: HeaderMap, Path(project_id): Path<String>) -> Response {
+    match project_view(&s, &person, &project_id).await {
+        Ok(view) => pages::integrate(&person, &view, &this_server(&headers)),
+        Err(page) => *page,
+    }
+}
+
+/// This server's URL as the browser reached it: the proxy's scheme when
+/// one says so, and the Host header.
+fn this_server(headers: &HeaderMap) -> String {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let scheme = match header("x-forwarded-proto") {
+        Some("https") => "https",
+        _ => "http",
+    };
+    let host = header("host")
+        .filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
+        .unwrap_or("127.0.0.1:8080");
+    format!("{scheme}://{host}")
 }
 
 async fn incidents_page(State(s): State<AppState>, person: Person, Path(project_id): Path<String>) -> Response {

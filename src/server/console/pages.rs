@@ -9,6 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 pub use super::escape::esc;
 use super::forms::{Fields, CONFIRMATIONS, CONFIRM_SERVICE_ROLE, PRESETS};
+use super::help;
 use super::{products, requires_upgrade, Person, ProjectView, KEY_MANAGEMENT};
 use crate::keys::scopes::Catalog;
 use crate::store::{ApiKey, AuditEvent, Incident, Place, Role};
@@ -32,7 +33,7 @@ fn layout(title: &str, person: Option<&Person>, view: Option<&ProjectView>, body
         let _ = write!(
             nav,
             r#"<nav aria-label="Project"><strong>{}</strong>
-<a href="/console/projects/{p}/keys">API keys</a><a href="/console/projects/{p}/members">Members</a><a href="/console/projects/{p}/incidents">Incidents</a><a href="/console/projects/{p}/audit">Audit log</a></nav>"#,
+<a href="/console/projects/{p}/keys">API keys</a><a href="/console/projects/{p}/members">Members</a><a href="/console/projects/{p}/incidents">Incidents</a><a href="/console/projects/{p}/audit">Audit log</a><a href="/console/projects/{p}/integrate">Integrate</a></nav>"#,
             esc(&view.project.name)
         );
         let _ = write!(
@@ -99,6 +100,10 @@ pub struct KeyList<'a> {
     pub tab: Tab,
     /// Owner ids (people and service accounts) to what a person reads.
     pub owners: &'a std::collections::HashMap<String, String>,
+    /// Creators (people, service accounts, keys) to what a person reads.
+    pub creators: &'a std::collections::HashMap<String, String>,
+    /// The incident of each key revoked as leaked.
+    pub incidents: &'a std::collections::HashMap<String, String>,
     pub chart: String,
 }
 
@@ -147,12 +152,13 @@ pub fn keys(person: &Person, view: &ProjectView, list: &KeyList<'_>) -> Response
     );
     let now = crate::store::now_ms();
     for key in list.keys {
-        key_row(&mut body, key, view.role, list.owners, now);
+        key_row(&mut body, key, view, list, now);
     }
     if list.keys.is_empty() {
         body.push_str(r#"<tr><td colspan="11" class="muted">No keys here yet.</td></tr>"#);
     }
     body.push_str("</tbody></table>");
+    body.push_str(&help::panel(help::KEYS));
     html(StatusCode::OK, layout("API keys", Some(person), Some(view), &body))
 }
 
@@ -188,14 +194,44 @@ pub fn owner_label(key: &ApiKey, owners: &std::collections::HashMap<String, Stri
     }
 }
 
-fn key_row(body: &mut String, key: &ApiKey, role: Role, owners: &std::collections::HashMap<String, String>, now: i64) {
+/// Who made a key, as a person reads it: an email, "key NAME", or
+/// keyward itself; the raw id goes in the tooltip.
+pub fn created_by(key: &ApiKey, creators: &std::collections::HashMap<String, String>) -> String {
+    let label = match key.created_by.split_once(':') {
+        Some(("user", id)) => creators.get(id).cloned().unwrap_or_else(|| "a former member".into()),
+        Some(("key", id)) => creators
+            .get(id)
+            .map_or_else(|| "a key of another project".into(), |name| format!("key {name}")),
+        _ => "keyward".into(),
+    };
+    format!(r#"<span title="{}">{}</span>"#, esc(&key.created_by), esc(&label))
+}
+
+/// The status pill; a key revoked as leaked says so and links to its incident.
+fn status_pill(key: &ApiKey, project_id: &str, incidents: &std::collections::HashMap<String, String>, now: i64) -> String {
+    let (status, class) = key_status(key, now);
+    let leaked = status == "Revoked" && key.revoke_reason == Some(crate::store::RevokeReason::Leaked);
+    match (leaked, incidents.get(&key.id)) {
+        (true, Some(incident)) => format!(
+            r#"<a class="pill {class}" href="/console/projects/{}/incidents#{}">Revoked: leaked</a>"#,
+            esc(project_id),
+            esc(incident)
+        ),
+        (true, None) => format!(r#"<span class="pill {class}">Revoked: leaked</span>"#),
+        _ => format!(r#"<span class="pill {class}">{status}</span>"#),
+    }
+}
+
+fn key_row(body: &mut String, key: &ApiKey, view: &ProjectView, list: &KeyList<'_>, now: i64) {
+    let role = view.role;
     let id = esc(&key.id);
     let scopes: String = key
         .scopes
         .iter()
         .map(|s| format!(r#"<span class="badge">{}</span>"#, esc(s)))
         .collect();
-    let (status, class) = key_status(key, now);
+    let (status, _) = key_status(key, now);
+    let pill = status_pill(key, &view.project.id, list.incidents, now);
     let mode = key.mode.as_str();
     let last_used = key
         .last_used_at
@@ -210,19 +246,19 @@ fn key_row(body: &mut String, key: &ApiKey, role: Role, owners: &std::collection
     let _ = write!(
         body,
         r#"<tr data-key-id="{id}"><td><a href="/console/keys/{id}"><strong>{}</strong></a><div class="muted">{}</div></td><td><span class="pill {mode}">{}</span></td><td>{scopes}</td>
-<td><code class="token">{}…{}</code></td><td class="owner">{}</td><td>{}</td><td title="{}">{}</td><td>{}</td><td class="created-by">{}</td><td><span class="pill {class}">{status}</span></td><td class="actions">
+<td><code class="token">{}…{}</code></td><td class="owner">{}</td><td>{}</td><td title="{}">{}</td><td>{}</td><td class="created-by">{}</td><td>{pill}</td><td class="actions">
 <button type="button" class="copy" data-copy="{id}" aria-label="Copy the id of {}">Copy ID</button> <code class="id">{id}</code>"#,
         esc(&key.name),
         esc(&key.description),
         if mode == "live" { "Live" } else { "Test" },
         esc(&key.display_prefix),
         esc(&key.last4),
-        esc(&owner_label(key, owners)),
+        esc(&owner_label(key, list.owners)),
         date(Some(key.created_at)),
         date(key.last_used_at),
         esc(&last_used),
         esc(&expires),
-        esc(&key.created_by),
+        created_by(key, list.creators),
         esc(&key.name),
     );
     if role >= Role::Member && status == "Active" {
@@ -252,9 +288,18 @@ fn key_status(key: &ApiKey, now: i64) -> (&'static str, &'static str) {
 }
 
 /// One key: everything about it but its secret, and its usage.
-pub fn key_page(person: &Person, view: &ProjectView, key: &ApiKey, owner: &str, chart: &str) -> Response {
+/// What the key page shows besides the key: who owns and made it (as a
+/// person reads it), its incident if it leaked, and its usage chart.
+pub struct KeyFacts<'a> {
+    pub owner: String,
+    pub creators: &'a std::collections::HashMap<String, String>,
+    pub incidents: &'a std::collections::HashMap<String, String>,
+    pub chart: String,
+}
+
+pub fn key_page(person: &Person, view: &ProjectView, key: &ApiKey, facts: &KeyFacts<'_>) -> Response {
     let now = crate::store::now_ms();
-    let (status, class) = key_status(key, now);
+    let pill = status_pill(key, &view.project.id, facts.incidents, now);
     let limits: String = if key.ratelimits.is_empty() {
         "none".into()
     } else {
@@ -274,7 +319,7 @@ pub fn key_page(person: &Person, view: &ProjectView, key: &ApiKey, owner: &str, 
     let body = format!(
         r#"<h1>{name}</h1><p class="muted">{description}</p>
 <dl class="card facts"><dt>ID</dt><dd><code class="id">{id}</code></dd><dt>Token</dt><dd><code class="token">{prefix}…{last4}</code></dd>
-<dt>Status</dt><dd><span class="pill {class}">{status}</span></dd><dt>Mode</dt><dd>{mode}</dd><dt>Owner</dt><dd>{owner}</dd>
+<dt>Status</dt><dd>{pill}</dd><dt>Mode</dt><dd>{mode}</dd><dt>Owner</dt><dd>{owner}</dd>
 <dt>Scopes</dt><dd>{scopes}</dd><dt>Created</dt><dd>{created} by {created_by}</dd><dt>Last used</dt><dd>{last_used}</dd><dt>Expires</dt><dd>{expires}</dd>
 <dt>Rate limits</dt><dd>{limits}</dd><dt>Credits</dt><dd>{credits}</dd><dt>External id</dt><dd>{external}</dd><dt>Meta</dt><dd><code>{meta}</code></dd></dl>
 <h2>Verifications, last 30 days</h2>{chart}<p><a href="/console/projects/{project}/keys">Back to the keys</a></p>"#,
@@ -284,15 +329,16 @@ pub fn key_page(person: &Person, view: &ProjectView, key: &ApiKey, owner: &str, 
         prefix = esc(&key.display_prefix),
         last4 = esc(&key.last4),
         mode = key.mode.as_str(),
-        owner = esc(owner),
+        owner = esc(&facts.owner),
         scopes = esc(&key.scopes.join(", ")),
         created = date(Some(key.created_at)),
-        created_by = esc(&key.created_by),
+        created_by = created_by(key, facts.creators),
         last_used = date(key.last_used_at),
         expires = date(key.expires_at),
         external = esc(key.external_id.as_deref().unwrap_or("—")),
         meta = esc(&key.meta.to_string()),
         project = esc(&view.project.id),
+        chart = facts.chart,
     );
     html(StatusCode::OK, layout(&key.name, Some(person), Some(view), &body))
 }
@@ -366,6 +412,7 @@ pub fn new_key(
         r#"</fieldset><p class="warning">6. The secret is shown once, on the next page. Store it in a secret manager before leaving that page.</p>
 <button type="submit" class="primary">Create key</button> <a href="/console/projects/{p}/keys">Cancel</a></form>"#
     );
+    body.push_str(&help::panel(help::NEW_KEY));
     html(StatusCode::OK, layout("New API key", Some(person), Some(view), &body))
 }
 
@@ -593,7 +640,8 @@ pub fn incidents(person: &Person, view: &ProjectView, incidents: &[(Incident, Ve
         };
         let _ = write!(
             body,
-            r#"<tr><td><code>{}…{}</code><div class="muted">{}</div></td><td>{found}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><span class="pill revoked">{}</span></td></tr>"#,
+            r#"<tr id="{}"><td><code class="token">{}…{}</code><div class="muted">{}</div></td><td>{found}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><span class="pill revoked">{}</span></td></tr>"#,
+            esc(&incident.id),
             esc(&incident.display_prefix),
             esc(&incident.last4),
             esc(incident.key_id.as_deref().unwrap_or("not a stored key")),
@@ -605,7 +653,27 @@ pub fn incidents(person: &Person, view: &ProjectView, incidents: &[(Incident, Ve
         );
     }
     body.push_str("</tbody></table>");
+    body.push_str(&help::panel(help::INCIDENTS));
     html(StatusCode::OK, layout("Incidents", Some(person), Some(view), &body))
+}
+
+/// Copy-ready snippets that verify a key against this server.
+pub fn integrate(person: &Person, view: &ProjectView, url: &str) -> Response {
+    let p = esc(&view.project.id);
+    let mut body = format!(
+        r#"<h1>Integrate</h1><p>Your API servers verify each request's key with <code>POST /v1/keys/verify</code>. Set <code>KEYWARD_KEY</code> to a key of this project (make one on the <a href="/console/projects/{p}/keys">API keys</a> page) and run any of these: each prints the verify code, <code>VALID</code> for a good key.</p><div class="grid snippets">"#
+    );
+    for (name, language, code) in help::snippets(url) {
+        let id = format!("snippet-{}", language);
+        let _ = write!(
+            body,
+            r#"<section class="card snippet" aria-labelledby="{id}-title"><div class="head"><h2 id="{id}-title">{}</h2><button type="button" class="copy" data-copy-from="{id}">Copy</button></div><pre><code id="{id}" class="language-{language}">{}</code></pre></section>"#,
+            esc(name),
+            esc(&code)
+        );
+    }
+    body.push_str(r#"</div><p class="muted">The answer also carries the key's id, project, mode and scopes; send <code>scope</code> and <code>mode</code> to require them, and <code>cost</code> to spend credits.</p>"#);
+    html(StatusCode::OK, layout("Integrate", Some(person), Some(view), &body))
 }
 
 pub fn audit(person: &Person, view: &ProjectView, events: &[AuditEvent], action: Option<&str>, actor: Option<&str>) -> Response {
@@ -632,6 +700,7 @@ pub fn audit(person: &Person, view: &ProjectView, events: &[AuditEvent], action:
         );
     }
     body.push_str("</tbody></table>");
+    body.push_str(&help::panel(help::AUDIT));
     html(StatusCode::OK, layout("Audit log", Some(person), Some(view), &body))
 }
 

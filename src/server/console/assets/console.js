@@ -4,7 +4,8 @@ document.addEventListener("click", function (event) {
   var button = event.target.closest("button.copy");
   if (!button) return;
   var source = button.getAttribute("data-copy-from");
-  var text = source ? document.getElementById(source).value : button.getAttribute("data-copy");
+  var from = source ? document.getElementById(source) : null;
+  var text = from ? (from.value !== undefined ? from.value : from.textContent) : button.getAttribute("data-copy");
   if (navigator.clipboard) {
     navigator.clipboard.writeText(text).then(function () { button.textContent = "Copied"; });
   }
