@@ -322,6 +322,26 @@ both_backends!(concurrent_verifies_never_overspend_credits, |s: common::Server| 
     assert_eq!(valid, 100);
 });
 
+both_backends!(a_failed_usage_flush_keeps_its_counts_for_the_next, |s: common::Server| async move {
+    let (id, secret) = s.create_key(json!({"name": "kept", "scopes": ["analytics:read"]})).await;
+    for _ in 0..4 {
+        assert_eq!(s.code(&secret, None, None).await, "VALID");
+    }
+    common::sql(&s.database_url, "ALTER TABLE key_verifications RENAME TO key_verifications_away").await;
+    assert!(s.service.verifier().flush_usage().await.is_err(), "the table is gone");
+    common::sql(&s.database_url, "ALTER TABLE key_verifications_away RENAME TO key_verifications").await;
+    assert_eq!(s.code(&secret, None, None).await, "VALID");
+    s.service.verifier().flush_usage().await.unwrap();
+    let path = format!("/v1/projects/{}/usage?key_id={id}&granularity=hour", s.project);
+    let (status, usage) = s.admin("GET", &path, None).await;
+    assert_eq!(status, 200, "{usage}");
+    let now = usage["buckets"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        now["counts"]["VALID"], 5,
+        "the four counted before the failure and one after: {now}"
+    );
+});
+
 both_backends!(usage_is_counted_per_hour_and_outcome, |s: common::Server| async move {
     let (id, secret) = s
         .create_key(

@@ -106,6 +106,22 @@ struct KeyUsage {
     outcomes: Vec<(i64, VerifyCode, i64)>,
 }
 
+impl KeyUsage {
+    fn add_day(&mut self, day: i64, count: i64) {
+        match self.days.iter_mut().find(|(d, _)| *d == day) {
+            Some((_, n)) => *n += count,
+            None => self.days.push((day, count)),
+        }
+    }
+
+    fn add_outcome(&mut self, hour: i64, code: VerifyCode, count: i64) {
+        match self.outcomes.iter_mut().find(|(h, c, _)| *h == hour && *c == code) {
+            Some((_, _, n)) => *n += count,
+            None => self.outcomes.push((hour, code, count)),
+        }
+    }
+}
+
 impl Usage {
     fn of(&mut self, key_id: &str) -> &mut KeyUsage {
         if !self.keys.contains_key(key_id) {
@@ -507,30 +523,28 @@ impl Verifier {
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         let cell = usage.of(key_id);
         if code == VerifyCode::Valid {
-            let day = now / DAY_MS;
-            match cell.days.iter_mut().find(|(d, _)| *d == day) {
-                Some((_, n)) => *n += 1,
-                None => cell.days.push((day, 1)),
-            }
+            cell.add_day(now / DAY_MS, 1);
             cell.last_used_at = cell.last_used_at.max(now);
         }
         if metered {
-            let hour = now / HOUR_MS;
-            match cell.outcomes.iter_mut().find(|(h, c, _)| *h == hour && *c == code) {
-                Some((_, _, n)) => *n += 1,
-                None => cell.outcomes.push((hour, code, 1)),
-            }
+            cell.add_outcome(now / HOUR_MS, code, 1);
         }
     }
 
+    /// Keys with verifies counted since the last flush.
+    pub fn keys_counted(&self) -> usize {
+        self.usage.lock().unwrap_or_else(|e| e.into_inner()).keys.len()
+    }
+
     /// Writes the counted uses and outcomes to the store in one batch
-    /// each, and learns whether imported keys exist.
+    /// each, and learns whether imported keys exist. Counts a failed write
+    /// did not store are put back for the next flush.
     pub async fn flush_usage(&self) -> Result<usize, StoreError> {
-        let taken = std::mem::take(&mut self.usage.lock().unwrap_or_else(|e| e.into_inner()).keys);
+        let mut taken = std::mem::take(&mut self.usage.lock().unwrap_or_else(|e| e.into_inner()).keys);
         let mut batch = Vec::new();
         let mut verifications = Vec::new();
-        for (key_id, cell) in taken {
-            for (hour, code, count) in cell.outcomes {
+        for (key_id, cell) in &taken {
+            for &(hour, code, count) in &cell.outcomes {
                 verifications.push(VerificationDelta {
                     key_id: key_id.clone(),
                     hour,
@@ -538,7 +552,7 @@ impl Verifier {
                     count,
                 });
             }
-            for (day, count) in cell.days {
+            for &(day, count) in &cell.days {
                 batch.push(UsageDelta {
                     key_id: key_id.clone(),
                     day,
@@ -547,9 +561,31 @@ impl Verifier {
                 });
             }
         }
-        self.store.apply_verifications(&verifications).await?;
+        if let Err(e) = self.store.apply_verifications(&verifications).await {
+            self.put_back(taken);
+            return Err(e);
+        }
+        if let Err(e) = self.store.apply_usage(&batch).await {
+            taken.values_mut().for_each(|cell| cell.outcomes.clear());
+            self.put_back(taken);
+            return Err(e);
+        }
         self.set_imports_exist(self.store.has_imported_keys().await?);
-        self.store.apply_usage(&batch).await?;
         Ok(batch.len())
+    }
+
+    /// Adds counts that were not stored back to those counted since.
+    fn put_back(&self, taken: HashMap<String, KeyUsage>) {
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        for (key_id, old) in taken {
+            let cell = usage.of(&key_id);
+            for (day, count) in old.days {
+                cell.add_day(day, count);
+            }
+            for (hour, code, count) in old.outcomes {
+                cell.add_outcome(hour, code, count);
+            }
+            cell.last_used_at = cell.last_used_at.max(old.last_used_at);
+        }
     }
 }
