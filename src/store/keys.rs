@@ -1,13 +1,11 @@
 //! API key rows. A key is looked up by id or by fingerprint; its token is
 //! never stored.
 
-use sqlx::any::AnyRow;
-
-use super::{get, Store, StoreError, Tx};
+use super::{get, Columns, Store, StoreError, Tx};
 use crate::keys::limits::{Credits, RateLimit, Refill, RefillInterval};
 use crate::keys::token::{Kind, Mode};
 
-const COLUMNS: &str = "id, project_id, name, description, kind, mode, scopes, owner_user_id, owner_service_account_id, \
+pub(super) const COLUMNS: &str = "id, project_id, name, description, kind, mode, scopes, owner_user_id, owner_service_account_id, \
     created_by, created_at, last_used_at, expires_at, revoked_at, revoke_reason, display_prefix, last4, fingerprint, \
     is_default, rotated_from, enabled, meta, external_id, ratelimits, credits_remaining, refill_interval, refill_amount, \
     refilled_at, imported";
@@ -157,49 +155,49 @@ impl KeyUpdate {
     }
 }
 
-fn from_row(row: &AnyRow) -> Result<ApiKey, StoreError> {
+pub(super) fn from_row<R: Columns>(row: &R) -> Result<ApiKey, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(what.to_string());
-    let scopes: String = get(row, "scopes")?;
-    let reason: Option<String> = get(row, "revoke_reason")?;
+    let scopes: String = row.column("scopes")?;
+    let reason: Option<String> = row.column("revoke_reason")?;
     Ok(ApiKey {
-        id: get(row, "id")?,
-        project_id: get(row, "project_id")?,
-        name: get(row, "name")?,
-        description: get(row, "description")?,
-        kind: Kind::parse(&get::<String>(row, "kind")?).ok_or_else(|| corrupt("api_keys.kind"))?,
-        mode: Mode::parse(&get::<String>(row, "mode")?).ok_or_else(|| corrupt("api_keys.mode"))?,
+        id: row.column("id")?,
+        project_id: row.column("project_id")?,
+        name: row.column("name")?,
+        description: row.column("description")?,
+        kind: Kind::parse(&row.column::<String>("kind")?).ok_or_else(|| corrupt("api_keys.kind"))?,
+        mode: Mode::parse(&row.column::<String>("mode")?).ok_or_else(|| corrupt("api_keys.mode"))?,
         scopes: serde_json::from_str(&scopes).map_err(|_| corrupt("api_keys.scopes"))?,
-        owner_user_id: get(row, "owner_user_id")?,
-        owner_service_account_id: get(row, "owner_service_account_id")?,
-        created_by: get(row, "created_by")?,
-        created_at: get(row, "created_at")?,
-        last_used_at: get(row, "last_used_at")?,
-        expires_at: get(row, "expires_at")?,
-        revoked_at: get(row, "revoked_at")?,
+        owner_user_id: row.column("owner_user_id")?,
+        owner_service_account_id: row.column("owner_service_account_id")?,
+        created_by: row.column("created_by")?,
+        created_at: row.column("created_at")?,
+        last_used_at: row.column("last_used_at")?,
+        expires_at: row.column("expires_at")?,
+        revoked_at: row.column("revoked_at")?,
         revoke_reason: reason
             .map(|r| RevokeReason::parse(&r).ok_or_else(|| corrupt("api_keys.revoke_reason")))
             .transpose()?,
-        display_prefix: get(row, "display_prefix")?,
-        last4: get(row, "last4")?,
-        fingerprint: get(row, "fingerprint")?,
-        is_default: get::<i64>(row, "is_default")? != 0,
-        rotated_from: get(row, "rotated_from")?,
-        enabled: get::<i64>(row, "enabled")? != 0,
-        meta: serde_json::from_str(&get::<String>(row, "meta")?).map_err(|_| corrupt("api_keys.meta"))?,
-        external_id: get(row, "external_id")?,
-        ratelimits: serde_json::from_str(&get::<String>(row, "ratelimits")?).map_err(|_| corrupt("api_keys.ratelimits"))?,
+        display_prefix: row.column("display_prefix")?,
+        last4: row.column("last4")?,
+        fingerprint: row.column("fingerprint")?,
+        is_default: row.column::<i64>("is_default")? != 0,
+        rotated_from: row.column("rotated_from")?,
+        enabled: row.column::<i64>("enabled")? != 0,
+        meta: serde_json::from_str(&row.column::<String>("meta")?).map_err(|_| corrupt("api_keys.meta"))?,
+        external_id: row.column("external_id")?,
+        ratelimits: serde_json::from_str(&row.column::<String>("ratelimits")?).map_err(|_| corrupt("api_keys.ratelimits"))?,
         credits: credits_from_row(row)?,
-        refilled_at: get(row, "refilled_at")?,
-        imported: get::<i64>(row, "imported")? != 0,
+        refilled_at: row.column("refilled_at")?,
+        imported: row.column::<i64>("imported")? != 0,
     })
 }
 
-fn credits_from_row(row: &AnyRow) -> Result<Option<Credits>, StoreError> {
-    let Some(remaining) = get::<Option<i64>>(row, "credits_remaining")? else {
+fn credits_from_row<R: Columns>(row: &R) -> Result<Option<Credits>, StoreError> {
+    let Some(remaining) = row.column::<Option<i64>>("credits_remaining")? else {
         return Ok(None);
     };
-    let interval: Option<String> = get(row, "refill_interval")?;
-    let amount: Option<i64> = get(row, "refill_amount")?;
+    let interval: Option<String> = row.column("refill_interval")?;
+    let amount: Option<i64> = row.column("refill_amount")?;
     let refill = match (interval, amount) {
         (Some(interval), Some(amount)) => Some(Refill {
             interval: RefillInterval::parse(&interval).ok_or_else(|| StoreError::Corrupt("api_keys.refill_interval".into()))?,
@@ -234,6 +232,9 @@ impl Store {
     }
 
     pub async fn key_by_fingerprint(&self, fingerprint: &str) -> Result<Option<ApiKey>, StoreError> {
+        if let Some(reads) = &self.key_reads {
+            return reads.key_by_fingerprint(fingerprint);
+        }
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE fingerprint = $1");
         let row = sqlx::query(&sql).bind(fingerprint).fetch_optional(&self.pool).await?;
         row.as_ref().map(from_row).transpose()

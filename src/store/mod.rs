@@ -1,6 +1,8 @@
 //! Persistence: SQLite (embedded default, WAL) or PostgreSQL, through sqlx's
 //! `Any` driver with runtime-checked queries, so `cargo build` needs no
-//! database. This module is the only place with SQL.
+//! database. This module is the only place with SQL. One read is the
+//! exception to sqlx: on SQLite the verify path's key lookups run on the
+//! caller's thread (`key_reads`), for speed.
 //!
 //! Every query is written once in the dialect both backends share (`$n`
 //! placeholders, BIGINT times in Unix milliseconds). SQLite allows one
@@ -11,6 +13,7 @@
 mod audit;
 mod incidents;
 mod jobs;
+mod key_reads;
 mod keys;
 mod leader;
 mod migrate;
@@ -55,6 +58,8 @@ pub enum StoreError {
     },
     #[error("a stored value is invalid: {0}")]
     Corrupt(String),
+    #[error("database error: {0}")]
+    SqliteRead(#[from] rusqlite::Error),
 }
 
 impl StoreError {
@@ -83,6 +88,8 @@ pub struct Store {
     /// For connections outside the pool (LISTEN).
     url: String,
     sqlite_writer: Arc<Mutex<()>>,
+    /// SQLite only: key reads by fingerprint on the caller's thread.
+    key_reads: Option<Arc<key_reads::KeyReads>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -139,9 +146,14 @@ impl Store {
             backend,
             url: url.to_string(),
             sqlite_writer: Arc::new(Mutex::new(())),
+            key_reads: None,
         };
         migrate::run(&store).await?;
-        Ok(store)
+        let key_reads = match backend {
+            Backend::Sqlite => key_reads::KeyReads::open(url).map(Arc::new),
+            Backend::Postgres => None,
+        };
+        Ok(Store { key_reads, ..store })
     }
 
     pub fn backend(&self) -> Backend {
@@ -194,4 +206,26 @@ where
 {
     use sqlx::Row;
     row.try_get(column).map_err(StoreError::from)
+}
+
+/// A column value both sqlx's rows and rusqlite's decode.
+trait Value: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any> + rusqlite::types::FromSql {}
+
+impl<T> Value for T where T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any> + rusqlite::types::FromSql {}
+
+/// A row of either driver, read by column name.
+trait Columns {
+    fn column<T: Value>(&self, name: &str) -> Result<T, StoreError>;
+}
+
+impl Columns for AnyRow {
+    fn column<T: Value>(&self, name: &str) -> Result<T, StoreError> {
+        get(self, name)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn column<T: Value>(&self, name: &str) -> Result<T, StoreError> {
+        self.get(name).map_err(StoreError::from)
+    }
 }
