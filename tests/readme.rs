@@ -4,6 +4,7 @@
 //! keyward does without this test going red.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,10 +35,10 @@ fn runnable_blocks(readme: &str) -> Vec<String> {
 /// The script as run here: `/tmp/` paths moved into a private directory and
 /// the build line replaced; the background server is stopped on exit.
 fn script(blocks: &[String], scratch: &Path, bin_dir: &Path) -> String {
-    let body = blocks
-        .join("\n")
-        .replace(BUILD_LINE, &format!("export PATH={}:$PATH", bin_dir.display()));
+    // The build line first: the binary's own path may lie under /tmp.
+    let body = blocks.join("\n").replace(BUILD_LINE, "export PATH=BIN_DIR:$PATH");
     let body = body.replace("/tmp/", &format!("{}/", scratch.display()));
+    let body = body.replace("BIN_DIR", &bin_dir.display().to_string());
     format!("trap 'kill $(jobs -p) 2>/dev/null' EXIT\n{body}\n")
 }
 
@@ -63,7 +64,9 @@ fn reader_repository(dir: &Path) {
     git(&["commit", "-q", "-m", "config"]);
 }
 
-fn run_with_deadline(mut cmd: Command, deadline: Duration) -> (String, String) {
+/// stdout, stderr, and whether the deadline passed (the shell is then
+/// killed, and what it printed so far is returned).
+fn run_with_deadline(mut cmd: Command, deadline: Duration) -> (String, String, bool) {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
@@ -78,14 +81,19 @@ fn run_with_deadline(mut cmd: Command, deadline: Duration) -> (String, String) {
         s
     });
     let started = Instant::now();
+    let mut late = false;
     while child.try_wait().unwrap().is_none() {
         if started.elapsed() > deadline {
-            child.kill().unwrap();
-            panic!("the README's commands ran longer than {deadline:?}");
+            late = true;
+            // The whole group: the shell and the server it started.
+            let _ = Command::new("kill").args(["-9", "--", &format!("-{}", child.id())]).status();
+            child.kill().ok();
+            child.wait().unwrap();
+            break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    (out.join().unwrap(), err.join().unwrap())
+    (out.join().unwrap(), err.join().unwrap(), late)
 }
 
 #[test]
@@ -109,7 +117,8 @@ fn every_command_in_the_readme_runs_and_prints_what_it_says() {
     let script = script(&runnable_blocks(README), scratch.path(), bin_dir);
 
     let mut cmd = Command::new("bash");
-    cmd.arg("-c")
+    cmd.process_group(0)
+        .arg("-c")
         .arg(&script)
         .current_dir(&repo)
         .env("KEYWARD_LISTEN", "127.0.0.1:0")
@@ -129,8 +138,9 @@ fn every_command_in_the_readme_runs_and_prints_what_it_says() {
     ] {
         cmd.env_remove(var);
     }
-    let (out, err) = run_with_deadline(cmd, Duration::from_secs(180));
+    let (out, err, late) = run_with_deadline(cmd, Duration::from_secs(180));
     let shown = format!("--- stdout\n{out}\n--- stderr\n{err}");
+    assert!(!late, "the README's commands ran longer than 180 s\n{shown}");
 
     assert!(!err.contains("command not found"), "{shown}");
     assert!(!err.contains("No such file"), "{shown}");
