@@ -20,7 +20,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::hosts::{self, FileChange};
+use common::hosts::{self, FakeHost, FileChange};
 use keyward::engine::{Engine, EngineOptions, RuleSet};
 use keyward::server::Webhooks;
 use keyward::sources::github::GitHubApi;
@@ -38,6 +38,49 @@ fn sha(i: usize, salt: u8) -> String {
     format!("{salt:02x}{i:038x}")
 }
 
+/// The push worker, reading pushes from the fake GitHub.
+fn start_push_worker(s: &common::Server, github: &FakeHost, webhooks: &Webhooks) {
+    let engine = Arc::new(Engine::new(RuleSet::builtin(), EngineOptions::default()).unwrap());
+    let code_hosts = CodeHosts {
+        github: Some(GitHubApi::new(&github.url, None).unwrap()),
+        gitlab: None,
+    };
+    tokio::spawn(PushWorker::new(s.responder.clone(), engine, code_hosts, webhooks.wake.clone()).run());
+}
+
+/// Makes the fake GitHub hold push number `i` (its commits named from
+/// `salt` and `salt + 1`), adding `line` to config/app.env, and sends its
+/// signed webhook; returns when it was sent, once answered 202.
+async fn push_line(s: &common::Server, github: &FakeHost, (i, salt): (usize, u8), line: &str, delivery: &str) -> Instant {
+    let template: Value = serde_json::from_str(include_str!("../fixtures/github/push.json")).unwrap();
+    let (before, after) = (sha(i, salt), sha(i, salt + 1));
+    github.add_commit(
+        &after,
+        vec![FileChange::new("config/app.env", &format!("@@ -1 +1,2 @@\n A=1\n+{line}"))],
+    );
+    github.add_range(&before, &after, &[&after]);
+    let mut payload = template;
+    payload["before"] = json!(before);
+    payload["after"] = json!(after);
+    payload["created"] = json!(false);
+    payload["commits"][0]["id"] = json!(after);
+    let body = serde_json::to_vec(&payload).unwrap();
+    let signature = hosts::github_signature(SECRET, &body);
+    let started = Instant::now();
+    let response = s
+        .http
+        .post(format!("{}/webhooks/github", s.base))
+        .header("x-github-event", "push")
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    started
+}
+
 async fn run(backend: common::Backend) {
     let github = hosts::github().await;
     let webhooks = Webhooks {
@@ -51,41 +94,11 @@ async fn run(backend: common::Backend) {
     let Some(s) = common::Server::start_with(backend, setup).await else {
         return;
     };
-    let engine = Arc::new(Engine::new(RuleSet::builtin(), EngineOptions::default()).unwrap());
-    let code_hosts = CodeHosts {
-        github: Some(GitHubApi::new(&github.url, None).unwrap()),
-        gitlab: None,
-    };
-    tokio::spawn(PushWorker::new(s.responder.clone(), engine, code_hosts, webhooks.wake.clone()).run());
-    let template: Value = serde_json::from_str(include_str!("../fixtures/github/push.json")).unwrap();
+    start_push_worker(&s, &github, &webhooks);
     let mut latencies = Vec::with_capacity(PUSHES);
     for i in 0..PUSHES {
         let (_, token) = s.create_key(json!({"name": format!("k{i}"), "scopes": []})).await;
-        let (before, after) = (sha(i, 1), sha(i, 2));
-        github.add_commit(
-            &after,
-            vec![FileChange::new("config/app.env", &format!("@@ -1 +1,2 @@\n A=1\n+KEY={token}"))],
-        );
-        github.add_range(&before, &after, &[&after]);
-        let mut payload = template.clone();
-        payload["before"] = json!(before);
-        payload["after"] = json!(after);
-        payload["created"] = json!(false);
-        payload["commits"][0]["id"] = json!(after);
-        let body = serde_json::to_vec(&payload).unwrap();
-        let signature = hosts::github_signature(SECRET, &body);
-        let started = Instant::now();
-        let response = s
-            .http
-            .post(format!("{}/webhooks/github", s.base))
-            .header("x-github-event", "push")
-            .header("x-github-delivery", format!("delivery-{i}"))
-            .header("x-hub-signature-256", signature)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 202);
+        let started = push_line(&s, &github, (i, 1), &format!("KEY={token}"), &format!("delivery-{i}")).await;
         while s.code(&token, None, None).await != "REVOKED" {
             assert!(started.elapsed() < Duration::from_secs(30), "push {i} never revoked its key");
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -110,13 +123,6 @@ fn slack_token(rng: &mut impl rand::Rng) -> String {
     format!("xoxb-{}-{}-{tail}", digits(rng, 12), digits(rng, 13))
 }
 
-fn github_token(rng: &mut impl rand::Rng) -> String {
-    const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let body: String = (0..30).map(|_| BASE62[rng.gen_range(0..62)] as char).collect();
-    let check = keyward::keys::checksum::crc32_base62(body.as_bytes());
-    format!("ghp_{body}{}", std::str::from_utf8(&check).unwrap())
-}
-
 async fn run_third_party(backend: common::Backend, issuer: &str, pushes: usize) {
     use rand::SeedableRng;
     let github = hosts::github().await;
@@ -139,46 +145,16 @@ async fn run_third_party(backend: common::Backend, issuer: &str, pushes: usize) 
     let Some(s) = common::Server::start_with(backend, setup).await else {
         return;
     };
-    let engine = Arc::new(Engine::new(RuleSet::builtin(), EngineOptions::default()).unwrap());
-    let code_hosts = CodeHosts {
-        github: Some(GitHubApi::new(&github.url, None).unwrap()),
-        gitlab: None,
-    };
-    tokio::spawn(PushWorker::new(s.responder.clone(), engine, code_hosts, webhooks.wake.clone()).run());
-    let template: Value = serde_json::from_str(include_str!("../fixtures/github/push.json")).unwrap();
+    start_push_worker(&s, &github, &webhooks);
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     let mut latencies = Vec::with_capacity(pushes);
     for i in 0..pushes {
         let token = if issuer == "slack" {
             slack_token(&mut rng)
         } else {
-            github_token(&mut rng)
+            common::issuers::github_token(i as u64)
         };
-        let (before, after) = (sha(i, 3), sha(i, 4));
-        github.add_commit(
-            &after,
-            vec![FileChange::new("config/app.env", &format!("@@ -1 +1,2 @@\n A=1\n+TOKEN={token}"))],
-        );
-        github.add_range(&before, &after, &[&after]);
-        let mut payload = template.clone();
-        payload["before"] = json!(before);
-        payload["after"] = json!(after);
-        payload["created"] = json!(false);
-        payload["commits"][0]["id"] = json!(after);
-        let body = serde_json::to_vec(&payload).unwrap();
-        let signature = hosts::github_signature(SECRET, &body);
-        let started = Instant::now();
-        let response = s
-            .http
-            .post(format!("{}/webhooks/github", s.base))
-            .header("x-github-event", "push")
-            .header("x-github-delivery", format!("third-party-{i}"))
-            .header("x-hub-signature-256", signature)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 202);
+        let started = push_line(&s, &github, (i, 3), &format!("TOKEN={token}"), &format!("third-party-{i}")).await;
         let arrived = loop {
             if let Some(call) = fake.calls().into_iter().find(|c| c.tokens.contains(&token)) {
                 break call.at;

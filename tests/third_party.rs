@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::issuers::{Behaviour, FakeIssuers};
+use common::issuers::{github_token, Behaviour, FakeIssuers};
 use keyward::engine::{Engine, EngineOptions, RuleSet};
 use keyward::response::issuers::Endpoints;
 use keyward::response::third_party::{Policy, ThirdPartySettings};
@@ -29,16 +29,6 @@ fn example(rule_id: &str) -> String {
         .secret
         .expose()
         .to_string()
-}
-
-/// A fresh classic GitHub token: 30 random characters and their CRC-32.
-fn github_token(seed: u64) -> String {
-    use rand::{Rng, SeedableRng};
-    const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let body: String = (0..30).map(|_| BASE62[rng.gen_range(0..62)] as char).collect();
-    let check = keyward::keys::checksum::crc32_base62(body.as_bytes());
-    format!("ghp_{body}{}", std::str::from_utf8(&check).unwrap())
 }
 
 fn settings(policy: Policy, base: &str) -> ThirdPartySettings {

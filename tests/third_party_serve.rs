@@ -14,19 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::hosts::{self, FakeHost, FileChange};
-use common::issuers::{Behaviour, FakeIssuers};
+use common::issuers::{github_token, Behaviour, FakeIssuers};
 use common::pushes::{push_payload, sign, BEFORE, C1, GITHUB_SECRET};
 use serde_json::Value;
-
-/// A classic GitHub token with a valid checksum.
-fn github_token(seed: u64) -> String {
-    use rand::{Rng, SeedableRng};
-    const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let body: String = (0..30).map(|_| BASE62[rng.gen_range(0..62)] as char).collect();
-    let check = keyward::keys::checksum::crc32_base62(body.as_bytes());
-    format!("ghp_{body}{}", std::str::from_utf8(&check).unwrap())
-}
 
 const SLACK: &str = "xoxb-502958134712-6831947205163-Qm7tXrB2pLk9VnZ4cHs8JdWe";
 const GITLAB: &str = "glpat-Zq3Lm8Rt2Vx7Nc4Kb9Hw";

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::sync::Notify;
 
-use crate::store::{now_ms, Job, Place, Store};
+use crate::store::{now_ms, AlertSettings, Job, NewJob, Place, Store, StoreError, Tx};
 
 pub const JOB_PREFIX: &str = "alert.";
 pub const MAX_ATTEMPTS: i64 = 8;
@@ -131,6 +131,57 @@ impl Channel {
             Channel::Email { .. } => "email",
         }
     }
+}
+
+/// Queues `message` once on each channel `settings` sets up: the webhook,
+/// the Slack URL, and email to `recipients` when the settings ask for
+/// email and the deployment has an SMTP server. A channel that cannot
+/// deliver is not queued, and the recipients are looked up only when an
+/// email goes out. `dedupe` names each channel's job, so a delivery is
+/// queued once however often it is asked for.
+pub(crate) async fn queue(
+    tx: &mut Tx<'_>,
+    settings: AlertSettings,
+    smtp_configured: bool,
+    recipients: impl std::future::Future<Output = Result<Vec<String>, StoreError>>,
+    message: &Alert,
+    dedupe: impl Fn(&str) -> String,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut channels = Vec::new();
+    if !settings.webhook_url.is_empty() {
+        channels.push(Channel::Webhook {
+            url: settings.webhook_url,
+            secret: settings.webhook_secret,
+        });
+    }
+    if !settings.slack_webhook_url.is_empty() {
+        channels.push(Channel::Slack {
+            url: settings.slack_webhook_url,
+        });
+    }
+    if settings.email && smtp_configured {
+        let to = recipients.await?;
+        if !to.is_empty() {
+            channels.push(Channel::Email { to });
+        }
+    }
+    for channel in channels {
+        let job = NewJob {
+            id: crate::service::new_id("job"),
+            kind: format!("{JOB_PREFIX}{}", channel.name()),
+            dedupe_key: Some(dedupe(channel.name())),
+            payload: serde_json::to_string(&Delivery {
+                channel,
+                alert: message.clone(),
+            })
+            .expect("alerts serialise"),
+            max_attempts: MAX_ATTEMPTS,
+            run_at: now,
+        };
+        tx.enqueue(&job, now).await?;
+    }
+    Ok(())
 }
 
 /// The payload of an alert job.

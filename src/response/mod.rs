@@ -27,7 +27,7 @@ use crate::engine::rules::Revoker;
 use crate::engine::{Engine, EngineOptions, Rule, RuleSet};
 use crate::keys::token::{self, Kind};
 use crate::service::{new_id, Caller, KeyService, ServiceError};
-use crate::store::{now_ms, ApiKey, Incident, NewJob, Place, Project, RevokeReason, Tx};
+use crate::store::{now_ms, ApiKey, Incident, Place, Project, RevokeReason, Tx};
 
 /// One alert per incident and channel within this window.
 pub const ALERT_WINDOW_MS: i64 = 24 * 3_600_000;
@@ -366,39 +366,9 @@ pub(crate) async fn queue_deliveries(
 ) -> Result<(), ServiceError> {
     let store = service.store();
     let settings = store.alert_settings(&key.project_id).await?;
-    let mut channels = Vec::new();
-    if !settings.webhook_url.is_empty() {
-        channels.push(alerts::Channel::Webhook {
-            url: settings.webhook_url.clone(),
-            secret: settings.webhook_secret.clone(),
-        });
-    }
-    if !settings.slack_webhook_url.is_empty() {
-        channels.push(alerts::Channel::Slack {
-            url: settings.slack_webhook_url.clone(),
-        });
-    }
-    if settings.email && service.email_alerts() {
-        let to = store.alert_recipients(&key.project_id, key.owner_user_id.as_deref()).await?;
-        if !to.is_empty() {
-            channels.push(alerts::Channel::Email { to });
-        }
-    }
-    for channel in channels {
-        let job = NewJob {
-            id: new_id("job"),
-            kind: format!("{}{}", alerts::JOB_PREFIX, channel.name()),
-            dedupe_key: Some(format!("{dedupe}:{}:{round}", channel.name())),
-            payload: serde_json::to_string(&alerts::Delivery {
-                channel,
-                alert: message.clone(),
-            })
-            .expect("alerts serialise"),
-            max_attempts: alerts::MAX_ATTEMPTS,
-            run_at: now,
-        };
-        tx.enqueue(&job, now).await?;
-    }
+    let recipients = store.alert_recipients(&key.project_id, key.owner_user_id.as_deref());
+    let dedupe = |channel: &str| format!("{dedupe}:{channel}:{round}");
+    alerts::queue(tx, settings, service.email_alerts(), recipients, message, dedupe, now).await?;
     Ok(())
 }
 

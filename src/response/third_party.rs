@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use super::alerts::{self, backoff_ms, work_forever, Alert, Channel, Delivery, THIRD_PARTY_EVENT};
+use super::alerts::{self, backoff_ms, work_forever, Alert, THIRD_PARTY_EVENT};
 use super::issuers::{Endpoints, Issuers, Verdict};
 use crate::engine::rules::Revoker;
 use crate::engine::Rule;
@@ -262,41 +262,19 @@ async fn alert_once(service: &KeyService, tx: &mut Tx<'_>, incident: &ThirdParty
         rule_id: Some(incident.rule_id.clone()),
         reason: (!incident.revocation.reason.is_empty()).then(|| incident.revocation.reason.clone()),
     };
-    let settings = service.store().deployment_alert_settings().await?;
-    let mut channels = Vec::new();
-    if !settings.webhook_url.is_empty() {
-        channels.push(Channel::Webhook {
-            url: settings.webhook_url,
-            secret: settings.webhook_secret,
-        });
-    }
-    if !settings.slack_webhook_url.is_empty() {
-        channels.push(Channel::Slack {
-            url: settings.slack_webhook_url,
-        });
-    }
-    if settings.email && service.email_alerts() {
-        let to = service.store().deployment_owner_emails().await?;
-        if !to.is_empty() {
-            channels.push(Channel::Email { to });
-        }
-    }
-    for channel in channels {
-        let job = NewJob {
-            id: new_id("job"),
-            kind: format!("{}{}", alerts::JOB_PREFIX, channel.name()),
-            dedupe_key: Some(format!("alert:{}:{}", incident.id, channel.name())),
-            payload: serde_json::to_string(&Delivery {
-                channel,
-                alert: message.clone(),
-            })
-            .expect("alerts serialise"),
-            max_attempts: alerts::MAX_ATTEMPTS,
-            run_at: now,
-        };
-        tx.enqueue(&job, now).await?;
-    }
-    Ok(())
+    let store = service.store();
+    let settings = store.deployment_alert_settings().await?;
+    let dedupe = |channel: &str| format!("alert:{}:{channel}", incident.id);
+    alerts::queue(
+        tx,
+        settings,
+        service.email_alerts(),
+        store.deployment_owner_emails(),
+        &message,
+        dedupe,
+        now,
+    )
+    .await
 }
 
 /// Calls the issuers for the queued revocations and records what they said.

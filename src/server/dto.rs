@@ -554,6 +554,18 @@ pub struct SightingView {
     pub seen_count: i64,
 }
 
+impl SightingView {
+    fn list(places: &[(Place, i64)]) -> Vec<SightingView> {
+        places
+            .iter()
+            .map(|(place, seen_count)| SightingView {
+                place: PlaceView::from(place),
+                seen_count: *seen_count,
+            })
+            .collect()
+    }
+}
+
 impl IncidentView {
     pub fn new(i: &Incident, places: &[(Place, i64)]) -> IncidentView {
         IncidentView {
@@ -569,13 +581,7 @@ impl IncidentView {
             first_seen: rfc3339(i.first_seen),
             last_seen: rfc3339(i.last_seen),
             seen_count: i.seen_count,
-            places: places
-                .iter()
-                .map(|(place, seen_count)| SightingView {
-                    place: PlaceView::from(place),
-                    seen_count: *seen_count,
-                })
-                .collect(),
+            places: SightingView::list(places),
         }
     }
 }
@@ -662,13 +668,7 @@ impl ThirdPartyIncidentView {
             first_seen: rfc3339(i.first_seen),
             last_seen: rfc3339(i.last_seen),
             seen_count: i.seen_count,
-            places: places
-                .iter()
-                .map(|(place, seen_count)| SightingView {
-                    place: PlaceView::from(place),
-                    seen_count: *seen_count,
-                })
-                .collect(),
+            places: SightingView::list(places),
         }
     }
 }

@@ -56,6 +56,33 @@ pub struct AlertSettings {
     pub email: bool,
 }
 
+/// The two tables of places a token was seen at, with the same columns:
+/// keyward's own tokens' and other issuers'.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SightingTable {
+    Own,
+    ThirdParty,
+}
+
+impl SightingTable {
+    fn name(self) -> &'static str {
+        match self {
+            SightingTable::Own => "sightings",
+            SightingTable::ThirdParty => "third_party_sightings",
+        }
+    }
+}
+
+/// A project's or the deployment's alert channels, from their row.
+pub(super) fn alert_settings_from_row(row: &AnyRow) -> Result<AlertSettings, StoreError> {
+    Ok(AlertSettings {
+        webhook_url: get(row, "webhook_url")?,
+        webhook_secret: get(row, "webhook_secret")?,
+        slack_webhook_url: get(row, "slack_webhook_url")?,
+        email: get::<i64>(row, "email")? != 0,
+    })
+}
+
 /// Incidents and sightings name a place with the same six columns.
 pub(super) fn place_from_row(row: &AnyRow) -> Result<Place, StoreError> {
     Ok(Place {
@@ -108,13 +135,17 @@ impl Store {
 
     /// Every place an incident's token was seen, oldest first.
     pub async fn sightings(&self, incident_id: &str) -> Result<Vec<(Place, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT source_kind, repository, commit_sha, path, line, url, seen_count FROM sightings \
+        self.places_seen(SightingTable::Own, incident_id).await
+    }
+
+    /// The places of `table` for one incident, each with its count.
+    pub(super) async fn places_seen(&self, table: SightingTable, incident_id: &str) -> Result<Vec<(Place, i64)>, StoreError> {
+        let sql = format!(
+            "SELECT source_kind, repository, commit_sha, path, line, url, seen_count FROM {} \
              WHERE incident_id = $1 ORDER BY first_seen, place",
-        )
-        .bind(incident_id)
-        .fetch_all(&self.pool)
-        .await?;
+            table.name()
+        );
+        let rows = sqlx::query(&sql).bind(incident_id).fetch_all(&self.pool).await?;
         rows.iter().map(|row| Ok((place_from_row(row)?, get(row, "seen_count")?))).collect()
     }
 
@@ -123,18 +154,13 @@ impl Store {
             .bind(project_id)
             .fetch_optional(&self.pool)
             .await?;
-        let Some(row) = row else {
-            return Ok(AlertSettings {
+        match row {
+            Some(row) => alert_settings_from_row(&row),
+            None => Ok(AlertSettings {
                 email: true,
                 ..AlertSettings::default()
-            });
-        };
-        Ok(AlertSettings {
-            webhook_url: get(&row, "webhook_url")?,
-            webhook_secret: get(&row, "webhook_secret")?,
-            slack_webhook_url: get(&row, "slack_webhook_url")?,
-            email: get::<i64>(&row, "email")? != 0,
-        })
+            }),
+        }
     }
 
     /// Who hears about a leak by email: the key's owner and the project's
@@ -209,22 +235,36 @@ impl Tx<'_> {
     }
 
     pub async fn record_sighting(&mut self, incident_id: &str, place: &Place, now: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO sightings (incident_id, place, source_kind, repository, commit_sha, path, line, url, first_seen, last_seen) \
+        self.record_place(SightingTable::Own, incident_id, place, now).await
+    }
+
+    /// One more sighting at `place`: a new row, or the place's count and
+    /// last time moved on.
+    pub(super) async fn record_place(
+        &mut self,
+        table: SightingTable,
+        incident_id: &str,
+        place: &Place,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let table = table.name();
+        let sql = format!(
+            "INSERT INTO {table} (incident_id, place, source_kind, repository, commit_sha, path, line, url, first_seen, last_seen) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
-             ON CONFLICT (incident_id, place) DO UPDATE SET last_seen = excluded.last_seen, seen_count = sightings.seen_count + 1",
-        )
-        .bind(incident_id)
-        .bind(place.key())
-        .bind(&place.source_kind)
-        .bind(&place.repository)
-        .bind(&place.commit_sha)
-        .bind(&place.path)
-        .bind(place.line)
-        .bind(&place.url)
-        .bind(now)
-        .execute(&mut *self.inner)
-        .await?;
+             ON CONFLICT (incident_id, place) DO UPDATE SET last_seen = excluded.last_seen, seen_count = {table}.seen_count + 1"
+        );
+        sqlx::query(&sql)
+            .bind(incident_id)
+            .bind(place.key())
+            .bind(&place.source_kind)
+            .bind(&place.repository)
+            .bind(&place.commit_sha)
+            .bind(&place.path)
+            .bind(place.line)
+            .bind(&place.url)
+            .bind(now)
+            .execute(&mut *self.inner)
+            .await?;
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 
 use sqlx::any::AnyRow;
 
-use super::incidents::place_from_row;
+use super::incidents::{alert_settings_from_row, place_from_row, SightingTable};
 use super::{get, AlertSettings, Place, Store, StoreError, Tx};
 use crate::keys::sealed::HeldToken;
 
@@ -120,14 +120,7 @@ impl Store {
 
     /// Every place a third-party token was seen, oldest first.
     pub async fn third_party_sightings(&self, incident_id: &str) -> Result<Vec<(Place, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT source_kind, repository, commit_sha, path, line, url, seen_count FROM third_party_sightings \
-             WHERE incident_id = $1 ORDER BY first_seen, place",
-        )
-        .bind(incident_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|row| Ok((place_from_row(row)?, get(row, "seen_count")?))).collect()
+        self.places_seen(SightingTable::ThirdParty, incident_id).await
     }
 
     pub async fn held_token(&self, incident_id: &str) -> Result<Option<HeldToken>, StoreError> {
@@ -154,15 +147,7 @@ impl Store {
         let row = sqlx::query("SELECT webhook_url, webhook_secret, slack_webhook_url, email FROM deployment_alert_settings WHERE id = 1")
             .fetch_optional(&self.pool)
             .await?;
-        let Some(row) = row else {
-            return Ok(AlertSettings::default());
-        };
-        Ok(AlertSettings {
-            webhook_url: get(&row, "webhook_url")?,
-            webhook_secret: get(&row, "webhook_secret")?,
-            slack_webhook_url: get(&row, "slack_webhook_url")?,
-            email: get::<i64>(&row, "email")? != 0,
-        })
+        row.as_ref().map_or(Ok(AlertSettings::default()), alert_settings_from_row)
     }
 
     /// The emails of the deployment's owners.
@@ -229,24 +214,7 @@ impl Tx<'_> {
     }
 
     pub async fn record_third_party_sighting(&mut self, incident_id: &str, place: &Place, now: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO third_party_sightings (incident_id, place, source_kind, repository, commit_sha, path, line, url, first_seen, \
-             last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
-             ON CONFLICT (incident_id, place) DO UPDATE SET last_seen = excluded.last_seen, \
-             seen_count = third_party_sightings.seen_count + 1",
-        )
-        .bind(incident_id)
-        .bind(place.key())
-        .bind(&place.source_kind)
-        .bind(&place.repository)
-        .bind(&place.commit_sha)
-        .bind(&place.path)
-        .bind(place.line)
-        .bind(&place.url)
-        .bind(now)
-        .execute(&mut *self.inner)
-        .await?;
-        Ok(())
+        self.record_place(SightingTable::ThirdParty, incident_id, place, now).await
     }
 
     pub async fn hold_token(&mut self, incident_id: &str, held: &HeldToken, now: i64) -> Result<(), StoreError> {

@@ -332,3 +332,13 @@ async fn buildkite(State(state): State<Shared>, headers: HeaderMap) -> Response 
         _ => StatusCode::NO_CONTENT.into_response(),
     }
 }
+
+/// A fresh classic GitHub token: 30 random characters and their CRC-32.
+pub fn github_token(seed: u64) -> String {
+    use rand::{Rng, SeedableRng};
+    const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let body: String = (0..30).map(|_| BASE62[rng.gen_range(0..62)] as char).collect();
+    let check = keyward::keys::checksum::crc32_base62(body.as_bytes());
+    format!("ghp_{body}{}", std::str::from_utf8(&check).unwrap())
+}

@@ -4,5 +4,5 @@
 use super::{bearer_call, url, Verdict};
 
 pub async fn revoke(client: &reqwest::Client, api: &str, token: &str) -> Verdict {
-    bearer_call("Buildkite", client.delete(url(api, "v2/access-token")).bearer_auth(token), &[]).await
+    bearer_call("Buildkite", client.delete(url(api, "v2/access-token")).bearer_auth(token)).await
 }

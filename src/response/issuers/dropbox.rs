@@ -4,5 +4,5 @@
 use super::{bearer_call, url, Verdict};
 
 pub async fn revoke(client: &reqwest::Client, api: &str, token: &str) -> Verdict {
-    bearer_call("Dropbox", client.post(url(api, "2/auth/token/revoke")).bearer_auth(token), &[]).await
+    bearer_call("Dropbox", client.post(url(api, "2/auth/token/revoke")).bearer_auth(token)).await
 }

@@ -6,7 +6,7 @@
 //! access tokens, OAuth tokens, and GitHub App user and refresh tokens; not
 //! installation tokens (`ghs_`), which expire within the hour anyway.
 
-use super::{common, unexpected, unreachable, url, Verdict};
+use super::{answer, unexpected, url, Verdict};
 
 pub const MAX_PER_CALL: usize = 1000;
 const ACCEPTED: [&str; 5] = ["ghp_", "github_pat_", "gho_", "ghu_", "ghr_"];
@@ -22,13 +22,10 @@ pub async fn revoke(client: &reqwest::Client, api: &str, tokens: &[&str]) -> Ver
         .header(reqwest::header::ACCEPT, "application/vnd.github+json")
         .header("X-GitHub-Api-Version", "2022-11-28")
         .json(&serde_json::json!({ "credentials": tokens }));
-    let response = match request.send().await {
-        Ok(r) => r,
-        Err(e) => return unreachable("GitHub", &e),
+    let response = match answer("GitHub", request).await {
+        Ok(response) => response,
+        Err(verdict) => return verdict,
     };
-    if let Some(verdict) = common("GitHub", &response) {
-        return verdict;
-    }
     let status = response.status();
     if status.is_success() {
         return Verdict::Revoked;

@@ -5,7 +5,7 @@
 //! self-managed instance: `DELETE {api}/admin/token` with `{"token": …}`,
 //! when such a token is configured.
 
-use super::{common, unexpected, unreachable, url, Endpoints, Verdict};
+use super::{answer, unexpected, url, Endpoints, Verdict};
 
 fn revokes_itself(token: &str) -> bool {
     token.starts_with("glpat-")
@@ -27,13 +27,10 @@ pub async fn revoke(client: &reqwest::Client, endpoints: &Endpoints, token: &str
             .json(&serde_json::json!({ "token": token })),
         (None, false) => return Verdict::Failed("no GitLab administrator token is configured".into()),
     };
-    let response = match request.send().await {
-        Ok(r) => r,
-        Err(e) => return unreachable("GitLab", &e),
+    let response = match answer("GitLab", request).await {
+        Ok(response) => response,
+        Err(verdict) => return verdict,
     };
-    if let Some(verdict) = common("GitLab", &response) {
-        return verdict;
-    }
     let status = response.status();
     if status.is_success() {
         return Verdict::Revoked;

@@ -3,17 +3,14 @@
 //! 200 means revoked; 400 `{"error": "invalid_token"}` that Google does not
 //! know it (or it expired).
 
-use super::{common, unexpected, unreachable, url, Verdict};
+use super::{answer, unexpected, url, Verdict};
 
 pub async fn revoke(client: &reqwest::Client, oauth: &str, token: &str) -> Verdict {
     let request = client.post(url(oauth, "revoke")).form(&[("token", token)]);
-    let response = match request.send().await {
-        Ok(r) => r,
-        Err(e) => return unreachable("Google", &e),
+    let response = match answer("Google", request).await {
+        Ok(response) => response,
+        Err(verdict) => return verdict,
     };
-    if let Some(verdict) = common("Google", &response) {
-        return verdict;
-    }
     let status = response.status();
     if status.is_success() {
         return Verdict::Revoked;

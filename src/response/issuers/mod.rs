@@ -158,6 +158,17 @@ fn url(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
 }
 
+/// Sends a call and reads what every issuer means the same by: no answer,
+/// a rate limit (429, with `Retry-After` in seconds) or a server error is
+/// worth a retry. Any other answer is the issuer's to read.
+async fn answer(issuer: &str, request: reqwest::RequestBuilder) -> Result<reqwest::Response, Verdict> {
+    let response = request.send().await.map_err(|e| unreachable(issuer, &e))?;
+    match common(issuer, &response) {
+        Some(verdict) => Err(verdict),
+        None => Ok(response),
+    }
+}
+
 /// What a call's failure to get an answer means: always worth a retry.
 fn unreachable(issuer: &str, error: &reqwest::Error) -> Verdict {
     let what = if error.is_timeout() {
@@ -173,9 +184,7 @@ fn unreachable(issuer: &str, error: &reqwest::Error) -> Verdict {
     }
 }
 
-/// The answers every issuer means the same by: rate limits (429, with
-/// `Retry-After` in seconds) and server errors are retried. `None` for the
-/// rest, which each issuer reads itself.
+/// Rate limits and server errors; `None` for the rest.
 fn common(issuer: &str, response: &reqwest::Response) -> Option<Verdict> {
     let status = response.status();
     if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
@@ -209,19 +218,16 @@ fn unexpected(issuer: &str, status: reqwest::StatusCode) -> Verdict {
 }
 
 /// The usual shape of a call that sends the token as a bearer credential:
-/// 2xx revoked, 401 (or `refused_status`) refused.
-async fn bearer_call(issuer: &str, request: reqwest::RequestBuilder, refused: &[u16]) -> Verdict {
-    let response = match request.send().await {
-        Ok(r) => r,
-        Err(e) => return unreachable(issuer, &e),
+/// 2xx revoked, 401 refused.
+async fn bearer_call(issuer: &str, request: reqwest::RequestBuilder) -> Verdict {
+    let response = match answer(issuer, request).await {
+        Ok(response) => response,
+        Err(verdict) => return verdict,
     };
-    if let Some(verdict) = common(issuer, &response) {
-        return verdict;
-    }
     let status = response.status();
     if status.is_success() {
         Verdict::Revoked
-    } else if status == reqwest::StatusCode::UNAUTHORIZED || refused.contains(&status.as_u16()) {
+    } else if status == reqwest::StatusCode::UNAUTHORIZED {
         Verdict::Refused(format!("{issuer}: the token is not valid (HTTP {})", status.as_u16()))
     } else {
         unexpected(issuer, status)

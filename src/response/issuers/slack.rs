@@ -2,7 +2,7 @@
 //! Slack answers HTTP 200 either way; the JSON says what happened:
 //! `{"ok": true, "revoked": true}`, or `{"ok": false, "error": "…"}`.
 
-use super::{common, unreachable, url, Verdict};
+use super::{answer, url, Verdict};
 
 /// Errors that mean the token no longer works (or never did).
 const DEAD: [&str; 6] = [
@@ -16,13 +16,10 @@ const DEAD: [&str; 6] = [
 
 pub async fn revoke(client: &reqwest::Client, api: &str, token: &str) -> Verdict {
     let request = client.post(url(api, "auth.revoke")).bearer_auth(token).form(&[("test", "false")]);
-    let response = match request.send().await {
-        Ok(r) => r,
-        Err(e) => return unreachable("Slack", &e),
+    let response = match answer("Slack", request).await {
+        Ok(response) => response,
+        Err(verdict) => return verdict,
     };
-    if let Some(verdict) = common("Slack", &response) {
-        return verdict;
-    }
     let status = response.status();
     let Ok(answer) = response.json::<serde_json::Value>().await else {
         return Verdict::Failed(format!("Slack: an answer that is not JSON (HTTP {})", status.as_u16()));

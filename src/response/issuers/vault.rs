@@ -3,7 +3,7 @@
 //! so it is offered to each address the deployment lists, and to no other:
 //! a token sent to an unknown server would leak a second time.
 
-use super::{common, unexpected, unreachable, url, Verdict};
+use super::{answer, unexpected, url, Verdict};
 
 pub async fn revoke(client: &reqwest::Client, addrs: &[String], token: &str) -> Verdict {
     let mut retry = None;
@@ -20,13 +20,10 @@ pub async fn revoke(client: &reqwest::Client, addrs: &[String], token: &str) -> 
 
 async fn revoke_at(client: &reqwest::Client, addr: &str, token: &str) -> Verdict {
     let request = client.post(url(addr, "v1/auth/token/revoke-self")).header("X-Vault-Token", token);
-    let response = match request.send().await {
-        Ok(r) => r,
-        Err(e) => return unreachable("Vault", &e),
+    let response = match answer("Vault", request).await {
+        Ok(response) => response,
+        Err(verdict) => return verdict,
     };
-    if let Some(verdict) = common("Vault", &response) {
-        return verdict;
-    }
     let status = response.status();
     match status.as_u16() {
         200..=299 => Verdict::Revoked,
