@@ -440,6 +440,9 @@ pub struct ServerSettings {
     pub smtp_from: String,
     /// How long a worker's claim on a job lasts, in milliseconds.
     pub job_lease_ms: i64,
+    /// Push jobs that may wait before a signed delivery is shed
+    /// (`KEYWARD_WEBHOOK_QUEUE_LIMIT`); `None` for the default.
+    pub webhook_queue_limit: Option<i64>,
     pub github: CodeHostSettings,
     pub gitlab: CodeHostSettings,
     /// `None` when the feed is off.
@@ -532,6 +535,7 @@ impl ServerSettings {
             job_lease_ms: env_nonempty("KEYWARD_JOB_LEASE_SECONDS")
                 .and_then(|s| s.parse::<i64>().ok())
                 .map_or(60_000, |s| s.saturating_mul(1000)),
+            webhook_queue_limit: env_nonempty("KEYWARD_WEBHOOK_QUEUE_LIMIT").and_then(|v| v.trim().parse().ok()),
             github: code_host(&config.sources.github, "GITHUB", GITHUB_API_URL),
             gitlab: code_host(&config.sources.gitlab, "GITLAB", GITLAB_API_URL),
             feed: feed_options(&config.sources.feed),

@@ -202,9 +202,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
             github_secret: opened.settings.github.webhook_secret.clone(),
             gitlab_secret: opened.settings.gitlab.webhook_secret.clone(),
             wake: Arc::new(tokio::sync::Notify::new()),
-            queue_limit: std::env::var("KEYWARD_WEBHOOK_QUEUE_LIMIT")
-                .ok()
-                .and_then(|v| v.trim().parse().ok()),
+            queue_limit: opened.settings.webhook_queue_limit,
         };
         let revoker = responder.revocation_worker().with_lease_ms(opened.settings.job_lease_ms);
         workers.push(revoker.id().to_string());
