@@ -11,18 +11,29 @@ pub fn rfc3339(ms: i64) -> String {
     let days = ms.div_euclid(86_400_000);
     let in_day = ms.rem_euclid(86_400_000);
     let (year, month, day) = civil_from_days(days);
-    let year = if (0..=9999).contains(&year) {
-        format!("{year:04}")
-    } else {
-        format!("{year:+05}")
-    };
-    format!(
-        "{year}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000
-    )
+    let (hour, minute, second, milli) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000);
+    if !(0..=9999).contains(&year) {
+        return format!("{year:+05}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z");
+    }
+    // Written digit by digit: verify answers carry these, and the
+    // formatting machinery cost more than the rest of the answer.
+    let fields = [
+        (year as i64, 4, '-'),
+        (i64::from(month), 2, '-'),
+        (i64::from(day), 2, 'T'),
+        (hour, 2, ':'),
+        (minute, 2, ':'),
+        (second, 2, '.'),
+        (milli, 3, 'Z'),
+    ];
+    let mut out = String::with_capacity(24);
+    for (value, width, then) in fields {
+        for place in (0..width).rev() {
+            out.push(char::from(b'0' + (value / 10_i64.pow(place) % 10) as u8));
+        }
+        out.push(then);
+    }
+    out
 }
 
 /// Reads RFC 3339 (`2026-12-01T21:22:55Z`, `…55.5+02:00`, a space for

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use keyward::keys::fingerprint::Fingerprinter;
 use keyward::keys::scopes::Catalog;
-use keyward::server::{app, AppState};
+use keyward::server::{app, ServerParts};
 use keyward::service::KeyService;
 use keyward::store::Store;
 use serde_json::{json, Value};
@@ -38,7 +38,7 @@ async fn replica(url: &str) -> Replica {
             tokio::spawn(service.verifier().clone().follow_other_replicas());
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let base = format!("http://{}", listener.local_addr().unwrap());
-            let router = app(AppState {
+            let router = app(ServerParts {
                 service: service.clone(),
                 responder: Arc::new(keyward::response::LeakResponder::new(service.clone())),
                 github_keys: None,

@@ -17,7 +17,7 @@ use keyward::keys::scopes::Catalog;
 use keyward::response::alerts::{AlertWorker, EmailSettings};
 use keyward::response::partners::PartnerKeys;
 use keyward::response::LeakResponder;
-use keyward::server::{app, AppState, Webhooks};
+use keyward::server::{app, ServerParts, Webhooks};
 use keyward::service::KeyService;
 use keyward::sources::feed::FeedPoller;
 use keyward::sources::github::GitHubApi;
@@ -210,7 +210,7 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         let sources = start_sources(&opened, &responder, engine, &webhooks)?;
         workers.push(sources.push_worker.clone());
         let partner_keys = |url: &Option<String>| url.clone().map(|u| Arc::new(PartnerKeys::new(u)));
-        let router = app(AppState {
+        let router = app(ServerParts {
             service: service.clone(),
             responder,
             github_keys: partner_keys(&opened.settings.github_keys_url),

@@ -181,14 +181,14 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Resu
 
 #[utoipa::path(post, path = "/v1/keys/verify", request_body = VerifyRequest,
     responses(Errors, (status = 200, body = VerifyResponse, description = "always 200; `code` says why a key is not valid")))]
-pub async fn verify(
-    State(s): State<AppState>,
-    extensions: axum::http::Extensions,
-    JsonBody(body): JsonBody<VerifyRequest>,
-) -> Result<Response, AppError> {
-    if let Some(ip) = super::client::ClientIp::of(&extensions) {
+pub async fn verify(State(s): State<AppState>, request: axum::extract::Request) -> Result<Response, AppError> {
+    // The request is taken whole, so the client's address is read where
+    // it lies and the body parsed in place: no copy of either.
+    if let Some(ip) = super::client::ClientIp::of(request.extensions()) {
         s.limits.verify_per_ip.check(ip).map_err(AppError::too_many)?;
     }
+    let bytes = super::body_bytes(request).await?;
+    let body: VerifyRequest = super::parse_json(&bytes)?;
     s.limits
         .verify_per_key
         .check(s.limits.token_key(&body.key))
@@ -214,7 +214,12 @@ pub async fn verify(
         .verify(&body.key, ask)
         .await
         .map_err(crate::service::ServiceError::Store)?;
-    Ok(Json(VerifyResponse::new(&verdict)).into_response())
+    // Sized for a typical answer up front, where `Json` would grow its
+    // buffer twice.
+    let mut answer = Vec::with_capacity(512);
+    serde_json::to_writer(&mut answer, &VerifyResponse::new(&verdict))
+        .map_err(|_| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
 
 #[utoipa::path(security(("bearer" = [])), put, path = "/v1/projects/{project_id}/entitlements/{product}", params(("project_id" = String, Path), ("product" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$")), request_body = SetEntitlement, responses(Errors, (status = 200, body = EntitlementView)))]

@@ -37,8 +37,22 @@ use crate::service::{Caller, KeyService};
 /// Largest request body the API reads: keys and projects are small.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// What every handler reaches. axum clones the state for each request and
+/// again for each extractor, so it is one shared pointer: a clone is one
+/// reference count, whatever the server is made of.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<ServerParts>);
+
+impl std::ops::Deref for AppState {
+    type Target = ServerParts;
+
+    fn deref(&self) -> &ServerParts {
+        &self.0
+    }
+}
+
+/// The parts a server is made of, handed to [`app`].
+pub struct ServerParts {
     pub service: Arc<KeyService>,
     pub responder: Arc<LeakResponder>,
     /// `None` when no keys URL is configured: the endpoint answers 503.
@@ -125,7 +139,8 @@ pub fn all_routes() -> Vec<(&'static str, &'static str)> {
     [API_ROUTES, IMPORT_ROUTES, PARTNER_ROUTES, CODE_HOST_ROUTES, console::CONSOLE_ROUTES].concat()
 }
 
-pub fn app(state: AppState) -> Router {
+pub fn app(parts: ServerParts) -> Router {
+    let state = AppState(Arc::new(parts));
     let api = api_routes()
         .merge(console::routes())
         .layer(axum::middleware::from_fn(refuse_declared_over::<MAX_BODY>))
@@ -233,15 +248,17 @@ pub struct JsonBody<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = AppError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|_| AppError::too_large())?;
-        parse_json(&bytes).map(JsonBody)
+    async fn from_request(req: Request, _: &S) -> Result<Self, AppError> {
+        parse_json(&body_bytes(req).await?).map(JsonBody)
     }
 }
 
-pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+/// The whole body, under the route's size limit.
+pub(crate) async fn body_bytes(req: Request) -> Result<axum::body::Bytes, AppError> {
+    axum::body::Bytes::from_request(req, &()).await.map_err(|_| AppError::too_large())
+}
+
+pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, AppError> {
     if bytes.is_empty() {
         return Err(AppError::malformed("a JSON body is required"));
     }

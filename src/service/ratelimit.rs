@@ -37,14 +37,19 @@ struct Window {
     leased: i64,
 }
 
-/// Bounds the windows kept in memory; the oldest go first.
-const MAX_WINDOWS: usize = 200_000;
+/// Bounds the keys whose windows are kept in memory; the oldest windows
+/// go first.
+const MAX_KEYS: usize = 100_000;
+
+/// One key's windows, by limit name: a key has a handful of limits, so a
+/// scan beats a map, and a verify finds them with no string copied.
+type KeyWindows = Vec<(String, Window)>;
 
 pub struct RateLimiter {
     store: Store,
     /// Several replicas may share windows (PostgreSQL).
     shared: bool,
-    windows: Mutex<HashMap<(String, String), Window>>,
+    windows: Mutex<HashMap<String, KeyWindows>>,
     /// One lease at a time per replica, so a burst of calls takes one
     /// block, not one each: a replica never holds more than a block unused.
     leasing: tokio::sync::Mutex<()>,
@@ -69,16 +74,15 @@ impl RateLimiter {
             return Ok((true, Vec::new()));
         }
         for _ in 0..4 {
-            let shortfalls = self.try_admit(key, cost, now);
+            let (shortfalls, states) = self.try_admit(key, cost, now);
             if shortfalls.is_empty() || !self.shared {
-                let admitted = shortfalls.is_empty();
-                return Ok((admitted, self.states(key, now)));
+                return Ok((shortfalls.is_empty(), states));
             }
             let _one_lease_at_a_time = self.leasing.lock().await;
             // A lease made while this call waited may already cover it.
-            let shortfalls = self.try_admit(key, cost, now);
+            let (shortfalls, states) = self.try_admit(key, cost, now);
             if shortfalls.is_empty() {
-                return Ok((true, self.states(key, now)));
+                return Ok((true, states));
             }
             let mut any_granted = false;
             for (limit, start, need) in shortfalls {
@@ -91,36 +95,46 @@ impl RateLimiter {
                 break;
             }
         }
-        let admitted = self.try_admit(key, cost, now).is_empty();
-        Ok((admitted, self.states(key, now)))
+        let (shortfalls, states) = self.try_admit(key, cost, now);
+        Ok((shortfalls.is_empty(), states))
     }
 
     /// Counts the uses if every limit has room; else the limits short of
     /// room, with their window start and how many more uses they need.
-    fn try_admit(&self, key: &ApiKey, cost: i64, now: i64) -> Vec<(RateLimit, i64, i64)> {
+    /// Also returns every limit's state after, read under the same lock.
+    fn try_admit(&self, key: &ApiKey, cost: i64, now: i64) -> (Vec<(RateLimit, i64, i64)>, Vec<LimitState>) {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        if windows.len() > MAX_WINDOWS {
-            let oldest = windows.values().map(|w| w.start).min().unwrap_or(now);
-            windows.retain(|_, w| w.start > oldest);
+        if windows.len() > MAX_KEYS {
+            let oldest = windows.values().flatten().map(|(_, w)| w.start).min().unwrap_or(now);
+            windows.retain(|_, of_key| {
+                of_key.retain(|(_, w)| w.start > oldest);
+                !of_key.is_empty()
+            });
         }
+        let of_key = windows_of(&mut windows, &key.id);
         let mut short = Vec::new();
         for limit in &key.ratelimits {
-            let w = self.window(&mut windows, &key.id, limit, now);
+            let w = self.window(of_key, limit, now);
             if w.used + cost > w.granted {
                 short.push((limit.clone(), w.start, w.used + cost - w.granted));
             }
         }
         if short.is_empty() {
             for limit in &key.ratelimits {
-                self.window(&mut windows, &key.id, limit, now).used += cost;
+                self.window(of_key, limit, now).used += cost;
             }
         }
-        short
+        let states = key
+            .ratelimits
+            .iter()
+            .map(|limit| self.state(*self.window(of_key, limit, now), limit))
+            .collect();
+        (short, states)
     }
 
     /// The key's window for `limit` at `now`, started afresh when the
     /// previous one has ended. A replica alone owns the whole window.
-    fn window<'a>(&self, windows: &'a mut HashMap<(String, String), Window>, key_id: &str, limit: &RateLimit, now: i64) -> &'a mut Window {
+    fn window<'a>(&self, of_key: &'a mut KeyWindows, limit: &RateLimit, now: i64) -> &'a mut Window {
         let start = limit.window_start(now);
         let fresh = Window {
             start,
@@ -129,7 +143,14 @@ impl RateLimiter {
             used: 0,
             leased: 0,
         };
-        let w = windows.entry((key_id.to_string(), limit.name.clone())).or_insert(fresh);
+        let at = match of_key.iter().position(|(name, _)| *name == limit.name) {
+            Some(at) => at,
+            None => {
+                of_key.push((limit.name.clone(), fresh));
+                of_key.len() - 1
+            }
+        };
+        let w = &mut of_key[at].1;
         if w.start != start || w.limit != limit.limit {
             *w = fresh;
         }
@@ -138,32 +159,33 @@ impl RateLimiter {
 
     fn add_grant(&self, key_id: &str, limit: &RateLimit, start: i64, granted: i64, leased: i64) {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let w = self.window(&mut windows, key_id, limit, start);
+        let w = self.window(windows_of(&mut windows, key_id), limit, start);
         if w.start == start {
             w.granted += granted;
             w.leased = w.leased.max(leased);
         }
     }
 
-    fn states(&self, key: &ApiKey, now: i64) -> Vec<LimitState> {
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        key.ratelimits
-            .iter()
-            .map(|limit| {
-                let w = *self.window(&mut windows, &key.id, limit, now);
-                // Not yet handed to any replica, plus what this one holds.
-                let remaining = if self.shared {
-                    (limit.limit - w.leased) + (w.granted - w.used)
-                } else {
-                    limit.limit - w.used
-                };
-                LimitState {
-                    name: limit.name.clone(),
-                    limit: limit.limit,
-                    remaining: remaining.clamp(0, limit.limit),
-                    reset_at: w.start + limit.duration_ms,
-                }
-            })
-            .collect()
+    fn state(&self, w: Window, limit: &RateLimit) -> LimitState {
+        // Not yet handed to any replica, plus what this one holds.
+        let remaining = if self.shared {
+            (limit.limit - w.leased) + (w.granted - w.used)
+        } else {
+            limit.limit - w.used
+        };
+        LimitState {
+            name: limit.name.clone(),
+            limit: limit.limit,
+            remaining: remaining.clamp(0, limit.limit),
+            reset_at: w.start + limit.duration_ms,
+        }
     }
+}
+
+/// A key's windows, made on its first verify: later ones copy no id.
+fn windows_of<'a>(windows: &'a mut HashMap<String, KeyWindows>, key_id: &str) -> &'a mut KeyWindows {
+    if !windows.contains_key(key_id) {
+        windows.insert(key_id.to_string(), Vec::new());
+    }
+    windows.get_mut(key_id).expect("just inserted")
 }

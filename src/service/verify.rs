@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use sha2::{Digest, Sha256};
 
 use super::ratelimit::{LimitState, RateLimiter};
-use crate::keys::fingerprint::{Fingerprint, Fingerprinter};
+use crate::keys::fingerprint::{Fingerprint, FingerprintHash, Fingerprinter};
 use crate::keys::scopes;
 use crate::keys::token::{self, Mode};
 pub use crate::keys::verdict::VerifyCode;
@@ -134,8 +134,8 @@ impl Usage {
 pub struct Verifier {
     store: Store,
     fingerprinter: Fingerprinter,
-    keys: RwLock<HashMap<Fingerprint, Arc<ApiKey>>>,
-    entitlements: RwLock<HashMap<String, Arc<HashMap<String, EntitlementState>>>>,
+    keys: RwLock<HashMap<Fingerprint, Arc<ApiKey>, FingerprintHash>>,
+    entitlements: RwLock<HashMap<String, HashMap<String, EntitlementState>>>,
     /// Bumped on every change; a lookup caches only if it is unchanged.
     epoch: AtomicU64,
     usage: Mutex<Usage>,
@@ -190,15 +190,16 @@ impl Verifier {
     /// Verifies a presented token for what `ask` wants.
     pub async fn verify(&self, token: &str, ask: Ask<'_>) -> Result<Verdict, StoreError> {
         let started = std::time::Instant::now();
-        let verdict = self.judge(token, ask).await?;
+        let now = now_ms();
+        let verdict = self.judge(token, ask, now).await?;
         crate::metrics::METRICS.verified(verdict.code, started.elapsed());
         if let Some(key) = &verdict.key {
-            self.record(&key.id, verdict.code, ask.metered, now_ms());
+            self.record(&key.id, verdict.code, ask.metered, now);
         }
         Ok(verdict)
     }
 
-    async fn judge(&self, token: &str, ask: Ask<'_>) -> Result<Verdict, StoreError> {
+    async fn judge(&self, token: &str, ask: Ask<'_>, now: i64) -> Result<Verdict, StoreError> {
         let key = match token::parse(token) {
             Ok(_) => self.lookup(token).await?,
             Err(_) if self.imports_exist.load(Ordering::Relaxed) => {
@@ -215,7 +216,6 @@ impl Verifier {
         let Some(key) = key else {
             return Ok(Verdict::bare(VerifyCode::NotFound));
         };
-        let now = now_ms();
         let mut verdict = Verdict {
             code: self.standing(&key, ask, now).await?,
             key: Some(key.clone()),
@@ -343,28 +343,25 @@ impl Verifier {
     }
 
     async fn entitled(&self, project_id: &str, product: &str) -> Result<bool, StoreError> {
-        let cached = self.entitlements.read().unwrap_or_else(|e| e.into_inner()).get(project_id).cloned();
-        let states = match cached {
-            Some(states) => states,
-            None => {
-                let epoch = self.epoch.load(Ordering::Acquire);
-                let loaded: HashMap<String, EntitlementState> = self
-                    .store
-                    .entitlements(project_id)
-                    .await?
-                    .into_iter()
-                    .map(|e| (e.product, e.state))
-                    .collect();
-                let loaded = Arc::new(loaded);
-                let mut cache = self.entitlements.write().unwrap_or_else(|e| e.into_inner());
-                if self.epoch.load(Ordering::Acquire) == epoch {
-                    cache.insert(project_id.to_string(), loaded.clone());
-                }
-                loaded
-            }
-        };
         // No row: the billing system has not restricted the product.
-        Ok(states.get(product).is_none_or(|s| s.grants_access()))
+        let grants = |states: &HashMap<String, EntitlementState>| states.get(product).is_none_or(|s| s.grants_access());
+        if let Some(states) = self.entitlements.read().unwrap_or_else(|e| e.into_inner()).get(project_id) {
+            return Ok(grants(states));
+        }
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let states: HashMap<String, EntitlementState> = self
+            .store
+            .entitlements(project_id)
+            .await?
+            .into_iter()
+            .map(|e| (e.product, e.state))
+            .collect();
+        let granted = grants(&states);
+        let mut cache = self.entitlements.write().unwrap_or_else(|e| e.into_inner());
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            cache.insert(project_id.to_string(), states);
+        }
+        Ok(granted)
     }
 
     /// Forgets a key after a change, before the change is reported done.

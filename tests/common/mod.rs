@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use keyward::keys::fingerprint::Fingerprinter;
 use keyward::keys::scopes::Catalog;
-use keyward::server::{app, AppState};
+use keyward::server::{app, ServerParts};
 use keyward::service::KeyService;
 use keyward::store::Store;
 use serde_json::{json, Value};
@@ -111,7 +111,7 @@ impl Server {
             keyward::response::alerts::AlertWorker::new(service.store().clone(), email, responder.alert_signal()).with_outbound(outbound);
         tokio::spawn(worker.run());
         let keys = |url: &Option<String>| url.clone().map(|u| Arc::new(keyward::response::partners::PartnerKeys::new(u)));
-        let router = app(AppState {
+        let router = app(ServerParts {
             service: service.clone(),
             responder: responder.clone(),
             github_keys: keys(&setup.github_keys_url),
