@@ -1278,6 +1278,15 @@ fn default_key_name(project_id: &str) -> String {
     format!("{project_id}_default_{}", token::random_base62(6).to_ascii_lowercase())
 }
 
+/// The value kept for a key id, made on its first use: the verify path's
+/// per-key maps copy the id once, on insertion, never on a hit.
+pub(crate) fn per_key<'a, V: Default>(map: &'a mut std::collections::HashMap<String, V>, key_id: &str) -> &'a mut V {
+    if !map.contains_key(key_id) {
+        map.insert(key_id.to_string(), V::default());
+    }
+    map.get_mut(key_id).expect("just inserted")
+}
+
 /// `prefix_` + ULID: sortable by creation time, safe in names and URLs.
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", ulid::Ulid::new().to_string().to_ascii_lowercase())

@@ -111,7 +111,7 @@ impl RateLimiter {
                 !of_key.is_empty()
             });
         }
-        let of_key = windows_of(&mut windows, &key.id);
+        let of_key = super::per_key(&mut windows, &key.id);
         let mut short = Vec::new();
         for limit in &key.ratelimits {
             let w = self.window(of_key, limit, now);
@@ -159,7 +159,7 @@ impl RateLimiter {
 
     fn add_grant(&self, key_id: &str, limit: &RateLimit, start: i64, granted: i64, leased: i64) {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let w = self.window(windows_of(&mut windows, key_id), limit, start);
+        let w = self.window(super::per_key(&mut windows, key_id), limit, start);
         if w.start == start {
             w.granted += granted;
             w.leased = w.leased.max(leased);
@@ -180,12 +180,4 @@ impl RateLimiter {
             reset_at: w.start + limit.duration_ms,
         }
     }
-}
-
-/// A key's windows, made on its first verify: later ones copy no id.
-fn windows_of<'a>(windows: &'a mut HashMap<String, KeyWindows>, key_id: &str) -> &'a mut KeyWindows {
-    if !windows.contains_key(key_id) {
-        windows.insert(key_id.to_string(), Vec::new());
-    }
-    windows.get_mut(key_id).expect("just inserted")
 }

@@ -90,8 +90,7 @@ impl Verdict {
     }
 }
 
-/// What the verifies since the last flush did, per key id. A hit
-/// allocates nothing: the id is copied once, when the key is first seen.
+/// What the verifies since the last flush did, per key id.
 #[derive(Default)]
 struct Usage {
     keys: HashMap<String, KeyUsage>,
@@ -124,10 +123,7 @@ impl KeyUsage {
 
 impl Usage {
     fn of(&mut self, key_id: &str) -> &mut KeyUsage {
-        if !self.keys.contains_key(key_id) {
-            self.keys.insert(key_id.to_string(), KeyUsage::default());
-        }
-        self.keys.get_mut(key_id).expect("just inserted")
+        super::per_key(&mut self.keys, key_id)
     }
 }
 
