@@ -253,9 +253,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// The whole body, under the route's size limit.
+/// The whole body, under the route's size limit. A small body arrives as
+/// one frame and is taken as it is: collecting it took a tenth of the
+/// verify handler's time.
 pub(crate) async fn body_bytes(req: Request) -> Result<axum::body::Bytes, AppError> {
-    axum::body::Bytes::from_request(req, &()).await.map_err(|_| AppError::too_large())
+    use axum::body::HttpBody;
+    use axum::RequestExt;
+    use http_body_util::BodyExt;
+    let mut body = req.into_limited_body();
+    let first = match body.frame().await {
+        None => return Ok(axum::body::Bytes::new()),
+        Some(frame) => frame.map_err(|_| AppError::too_large())?.into_data().unwrap_or_default(),
+    };
+    if body.is_end_stream() {
+        return Ok(first);
+    }
+    let rest = body.collect().await.map_err(|_| AppError::too_large())?.to_bytes();
+    Ok([first, rest].concat().into())
 }
 
 pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, AppError> {
@@ -346,5 +360,16 @@ mod tests {
             assert!(!body.to_string().contains("handler bug"), "the panic message is not sent");
         }
         assert!(crate::metrics::Metrics::get(&crate::metrics::METRICS.http_panics) >= before + 2);
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_in_one_frame_or_several() {
+        let frames = ["{\"key\":", "\"kw_sk", "\"}"].map(|f| Ok::<_, std::io::Error>(axum::body::Bytes::from_static(f.as_bytes())));
+        let streamed = Request::new(axum::body::Body::from_stream(futures_util::stream::iter(frames)));
+        assert_eq!(body_bytes(streamed).await.unwrap(), "{\"key\":\"kw_sk\"}");
+        let whole = Request::new(axum::body::Body::from("{}"));
+        assert_eq!(body_bytes(whole).await.unwrap(), "{}");
+        let empty = Request::new(axum::body::Body::empty());
+        assert!(body_bytes(empty).await.unwrap().is_empty());
     }
 }

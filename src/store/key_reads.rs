@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use rusqlite::{OpenFlags, OptionalExtension};
 
 use super::keys::{from_row, COLUMNS};
-use super::{ApiKey, StoreError};
+use super::{ApiKey, Columns, StoreError, Value};
 
 /// Idle connections kept for the next reads; a burst opens more.
 const IDLE: usize = 4;
@@ -23,6 +23,8 @@ const IDLE: usize = 4;
 pub(crate) struct KeyReads {
     path: PathBuf,
     sql: String,
+    /// The selected columns' names, in the statement's order.
+    names: Vec<&'static str>,
     idle: Mutex<Vec<rusqlite::Connection>>,
 }
 
@@ -36,6 +38,7 @@ impl KeyReads {
         let reads = KeyReads {
             path: PathBuf::from(path),
             sql: format!("SELECT {COLUMNS} FROM api_keys WHERE fingerprint = ?1"),
+            names: COLUMNS.split(',').map(str::trim).collect(),
             idle: Mutex::default(),
         };
         let first = reads.connect().ok()?;
@@ -56,7 +59,10 @@ impl KeyReads {
 
     fn read(&self, conn: &rusqlite::Connection, fingerprint: &str) -> Result<Option<ApiKey>, StoreError> {
         let mut statement = conn.prepare_cached(&self.sql)?;
-        statement.query_row([fingerprint], |row| Ok(from_row(row))).optional()?.transpose()
+        statement
+            .query_row([fingerprint], |row| Ok(from_row(&SelectedRow { row, names: &self.names })))
+            .optional()?
+            .transpose()
     }
 
     fn connect(&self) -> Result<rusqlite::Connection, StoreError> {
@@ -71,5 +77,44 @@ impl KeyReads {
         if idle.len() < IDLE {
             idle.push(conn);
         }
+    }
+}
+
+/// A row of `SELECT {COLUMNS}`, its columns found by their place in that
+/// list. rusqlite's lookup by name asks SQLite for the name of each column
+/// up to the one wanted, on every read: for a key's 29 columns that was a
+/// quarter of a cache miss's time.
+struct SelectedRow<'a, 'r> {
+    row: &'a rusqlite::Row<'r>,
+    names: &'a [&'static str],
+}
+
+impl Columns for SelectedRow<'_, '_> {
+    fn column<T: Value>(&self, name: &str) -> Result<T, StoreError> {
+        let at = self
+            .names
+            .iter()
+            .position(|n| *n == name)
+            .ok_or_else(|| rusqlite::Error::InvalidColumnName(name.to_string()))?;
+        Ok(self.row.get(at)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_column_names_follow_the_statements_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.db");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(&format!("CREATE TABLE api_keys ({COLUMNS})")).unwrap();
+        drop(conn);
+        let reads = KeyReads::open(&format!("sqlite://{}", path.display())).unwrap();
+        let conn = reads.connect().unwrap();
+        let statement = conn.prepare(&reads.sql).unwrap();
+        assert_eq!(statement.column_names(), reads.names);
+        assert_eq!(reads.names.len(), 29);
     }
 }

@@ -223,9 +223,3 @@ impl Columns for AnyRow {
         get(self, name)
     }
 }
-
-impl Columns for rusqlite::Row<'_> {
-    fn column<T: Value>(&self, name: &str) -> Result<T, StoreError> {
-        self.get(name).map_err(StoreError::from)
-    }
-}
