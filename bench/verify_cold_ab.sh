@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Two builds of keyward on verify's cache misses. Each round, for each
+# build: a fresh server, keys made after its start (so the cache has never
+# held them), one pass over them in random order timed by
+# bench/verify_first_pass.lua, then the same script on one key as that
+# build's baseline. The builds alternate round by round, so a noisy
+# minute on these shared cores hits both alike.
+#
+#   BASELINE=/path/to/older/keyward bench/verify_cold_ab.sh [ROUNDS] [MAKE_SECONDS]
+#
+# Quotes, per build, the medians and the median of the rounds' ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+MAKE_SECONDS=${2:-30}
+: "${BASELINE:?set BASELINE to the keyward binary to compare against}"
+source bench/common.sh
+cargo build --release --quiet
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+export KEYWARD_PEPPER=$(python3 -c 'print("42" * 32)')
+# Keep wrk, not the limiter, the bottleneck.
+export KEYWARD_RATE_VERIFY_PER_IP=10000000 KEYWARD_RATE_VERIFY_PER_KEY=10000000
+
+one_pass() {
+  local build=$1 binary=$2 dir=$WORK/$1
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  "$binary" serve --listen 127.0.0.1:0 --data-dir "$dir/data" > "$dir/out" 2> "$dir/log" &
+  local pid=$!
+  for _ in $(seq 100); do grep -q "listening" "$dir/out" 2>/dev/null && break; sleep 0.1; done
+  local url admin project
+  url=$(sed -n 's/^keyward listening on //p' "$dir/out")
+  admin=$(sed -n 's/^admin key (shown once, store it now): //p' "$dir/out")
+  project=$(sed -n 's/^project: //p' "$dir/out")
+  wrk -t2 -c16 -d"${MAKE_SECONDS}s" -H "Authorization: Bearer $admin" -s bench/verify_make_keys.lua \
+    "$url/v1/projects/$project/keys" -- "$dir/secrets" > /dev/null
+  cat "$dir"/secrets.* | shuf > "$dir/keys"
+  head -n 1 "$dir/keys" > "$dir/one"
+  local keys first one
+  keys=$(wc -l < "$dir/keys")
+  sleep 1
+  first=$(wrk -t2 -c32 -d"$((keys / 4000 + 3))s" -s bench/verify_first_pass.lua "$url/v1/keys/verify" -- "$dir/keys" 2 \
+    | sed -n 's/.*, \([0-9]*\) verifies\/s$/\1/p')
+  one=$(wrk -t2 -c32 -d5s -s bench/verify_first_pass.lua "$url/v1/keys/verify" -- "$dir/one" 2 | awk '/Requests\/sec/ {print $2}')
+  kill -TERM "$pid"
+  wait "$pid" || true
+  echo "round $round $build keys $keys first_pass ${first:-0} one_key $one" | tee -a "$WORK/rates"
+}
+
+for round in $(seq "$ROUNDS"); do
+  one_pass baseline "$BASELINE"
+  one_pass current "$PWD/target/release/keyward"
+done
+
+echo "== medians over $ROUNDS rounds"
+for build in baseline current; do
+  rates() { awk -v b="$build" -v l="$1" '$3 == b {for (i = 4; i < NF; i++) if ($i == l) print $(i + 1)}' "$WORK/rates"; }
+  echo "$build: first pass $(rates first_pass | median) one key $(rates one_key | median) verifies/s;" \
+    "first pass / one key $(paste <(rates first_pass) <(rates one_key) | awk '{print $1 / $2}' | median)"
+done
