@@ -83,7 +83,7 @@ impl KeyReads {
 /// A row of `SELECT {COLUMNS}`, its columns found by their place in that
 /// list. rusqlite's lookup by name asks SQLite for the name of each column
 /// up to the one wanted, on every read: for a key's 29 columns that was a
-/// quarter of a cache miss's time.
+/// quarter of the store read's time on a cache miss.
 struct SelectedRow<'a, 'r> {
     row: &'a rusqlite::Row<'r>,
     names: &'a [&'static str],
