@@ -217,8 +217,7 @@ pub async fn verify(State(s): State<AppState>, request: axum::extract::Request) 
     // Sized for a typical answer up front, where `Json` would grow its
     // buffer twice.
     let mut answer = Vec::with_capacity(512);
-    serde_json::to_writer(&mut answer, &VerifyResponse::new(&verdict))
-        .map_err(|_| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"))?;
+    serde_json::to_writer(&mut answer, &VerifyResponse::new(&verdict)).map_err(|_| AppError::internal())?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
 

@@ -91,6 +91,12 @@ impl AppError {
         AppError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
     }
 
+    /// A failure the caller can do nothing about; what failed is logged
+    /// where it happened, never sent.
+    pub fn internal() -> AppError {
+        AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+
     pub fn too_large() -> AppError {
         AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is too large")
     }
@@ -156,7 +162,7 @@ impl From<ServiceError> for AppError {
             ServiceError::Refused(d, message) => AppError::refused(d, message),
             ServiceError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
-                AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+                AppError::internal()
             }
         }
     }

@@ -170,11 +170,7 @@ pub fn app(parts: ServerParts) -> Router {
 fn panic_to_500(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
     crate::metrics::Metrics::add(&crate::metrics::METRICS.http_panics, 1);
     tracing::error!("a request handler panicked");
-    axum::response::IntoResponse::into_response(AppError::new(
-        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "internal error",
-    ))
+    axum::response::IntoResponse::into_response(AppError::internal())
 }
 
 /// A `%00` in the path or query would reach lookups and filters as a NUL
