@@ -11,3 +11,29 @@ warm() { find "$1" -type f -print0 | xargs -0 cat > /dev/null; }
 # status 1" when a scanner finds something; those lines are skipped.
 wall_median() { grep -E '^[0-9]' "$1" | cut -d' ' -f1 | median; }
 rss_median_mib() { grep -E '^[0-9]' "$1" | cut -d' ' -f2 | median | awk '{printf "%.0f", $1/1024}'; }
+
+# The verify benches' settings: a fixed pepper, and flood limits high
+# enough that wrk, not the limiter, is the bottleneck.
+verify_bench_env() {
+  KEYWARD_PEPPER=$(python3 -c 'print("42" * 32)')
+  export KEYWARD_PEPPER KEYWARD_RATE_VERIFY_PER_IP=10000000 KEYWARD_RATE_VERIFY_PER_KEY=10000000
+}
+
+# Starts `BINARY serve` on a free loopback port with its data in DIR/data,
+# its output in DIR/out and its log in DIR/log, and waits until it
+# listens (and, on a first start, until it has printed the bootstrap admin
+# key, which comes after). Sets SERVE_PID and SERVE_URL, and on a first
+# start SERVE_ADMIN and SERVE_PROJECT.
+start_serve() {
+  local dir=$1 binary=$2 first=
+  [ -e "$dir/data" ] || first=yes
+  mkdir -p "$dir"
+  "$binary" serve --listen 127.0.0.1:0 --data-dir "$dir/data" > "$dir/out" 2> "$dir/log" &
+  SERVE_PID=$!
+  local ready=listening
+  [ -n "$first" ] && ready="admin key"
+  for _ in $(seq 100); do grep -q "$ready" "$dir/out" 2>/dev/null && break; sleep 0.1; done
+  SERVE_URL=$(sed -n 's/^keyward listening on //p' "$dir/out")
+  SERVE_ADMIN=$(sed -n 's/^admin key (shown once, store it now): //p' "$dir/out")
+  SERVE_PROJECT=$(sed -n 's/^project: //p' "$dir/out")
+}

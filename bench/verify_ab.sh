@@ -17,19 +17,12 @@ source bench/common.sh
 cargo build --release --quiet
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-export KEYWARD_PEPPER=$(python3 -c 'print("42" * 32)')
-# Keep wrk, not the limiter, the bottleneck.
-export KEYWARD_RATE_VERIFY_PER_IP=10000000 KEYWARD_RATE_VERIFY_PER_KEY=10000000
+verify_bench_env
 
 serve() {
   local dir=$WORK/$1
-  mkdir -p "$dir"
-  "$2" serve --listen 127.0.0.1:0 --data-dir "$dir/data" > "$dir/out" 2> "$dir/log" &
-  for _ in $(seq 100); do grep -q "listening" "$dir/out" 2>/dev/null && break; sleep 0.1; done
-  local url admin project
-  url=$(sed -n 's/^keyward listening on //p' "$dir/out")
-  admin=$(sed -n 's/^admin key (shown once, store it now): //p' "$dir/out")
-  project=$(sed -n 's/^project: //p' "$dir/out")
+  start_serve "$dir" "$2"
+  local url=$SERVE_URL admin=$SERVE_ADMIN project=$SERVE_PROJECT
   echo "$url" > "$dir/url"
   for load in hot limited; do
     local limits=''

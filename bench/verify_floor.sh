@@ -20,20 +20,17 @@ cargo build --release --quiet
 KW=$PWD/target/release/keyward
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-export KEYWARD_PEPPER=$(python3 -c 'print("42" * 32)')
-# Keep wrk, not the limiter, the bottleneck.
-export KEYWARD_RATE_VERIFY_PER_IP=10000000 KEYWARD_RATE_VERIFY_PER_KEY=10000000
+verify_bench_env
 
 start() {
-  "$KW" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" > "$WORK/out" 2> "$WORK/log" &
-  PID=$!
-  for _ in $(seq 100); do grep -q "listening" "$WORK/out" 2>/dev/null && break; sleep 0.1; done
-  URL=$(sed -n 's/^keyward listening on //p' "$WORK/out")
+  start_serve "$WORK" "$KW"
+  PID=$SERVE_PID
+  URL=$SERVE_URL
 }
 
 start
-ADMIN=$(sed -n 's/^admin key (shown once, store it now): //p' "$WORK/out")
-PROJECT=$(sed -n 's/^project: //p' "$WORK/out")
+ADMIN=$SERVE_ADMIN
+PROJECT=$SERVE_PROJECT
 create() {
   curl -s -H "Authorization: Bearer $ADMIN" -d "$1" "$URL/v1/projects/$PROJECT/keys" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])'

@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-15}
 CONNECTIONS=${2:-64}
+source bench/common.sh
 cargo build --release --quiet
 KW=$PWD/target/release/keyward
 WORK=$(mktemp -d)
@@ -16,14 +17,8 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 run() {
   local label=$1 db_url=$2
   local data=$WORK/$label
-  mkdir -p "$data"
-  DATABASE_URL=$db_url "$KW" serve --listen 127.0.0.1:0 --data-dir "$data" > "$data/out" 2> "$data/log" &
-  local pid=$!
-  for _ in $(seq 100); do grep -q "admin key" "$data/out" 2>/dev/null && break; sleep 0.1; done
-  local url admin project
-  url=$(sed -n 's/^keyward listening on //p' "$data/out")
-  admin=$(sed -n 's/^admin key (shown once, store it now): //p' "$data/out")
-  project=$(sed -n 's/^project: //p' "$data/out")
+  DATABASE_URL=$db_url start_serve "$data" "$KW"
+  local pid=$SERVE_PID url=$SERVE_URL admin=$SERVE_ADMIN project=$SERVE_PROJECT
   local token
   token=$(curl -s -H "Authorization: Bearer $admin" -d '{"name":"hot","kind":"secret","mode":"live","scopes":["analytics:read"]}' \
     "$url/v1/projects/$project/keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
