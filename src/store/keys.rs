@@ -233,7 +233,7 @@ impl Store {
 
     pub async fn key_by_fingerprint(&self, fingerprint: &str) -> Result<Option<ApiKey>, StoreError> {
         if let Some(reads) = &self.key_reads {
-            return reads.key_by_fingerprint(fingerprint);
+            return reads.key_by_fingerprint(fingerprint).await;
         }
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE fingerprint = $1");
         let row = sqlx::query(&sql).bind(fingerprint).fetch_optional(&self.pool).await?;
