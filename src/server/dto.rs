@@ -319,12 +319,15 @@ pub struct VerifyResponse<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub meta: Option<&'a serde_json::Value>,
+    /// Null for a key without one; absent when no key matched.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub external_id: Option<&'a str>,
+    #[schema(value_type = Option<String>, nullable)]
+    pub external_id: Option<Option<&'a str>>,
     /// Present when the key has a credit limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credits: Option<CreditsLeft>,
+    /// The key's rate limits as this verify left them: empty for a key
+    /// without any, or when the verify was refused before them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratelimits: Option<Vec<RateLimitView<'a>>>,
 }
@@ -343,9 +346,9 @@ impl<'a> VerifyResponse<'a> {
             name: key.map(|k| k.name.as_str()),
             enabled: key.map(|k| k.enabled),
             meta: key.map(|k| &k.meta),
-            external_id: key.and_then(|k| k.external_id.as_deref()),
+            external_id: key.map(|k| k.external_id.as_deref()),
             credits: verdict.credits_remaining.map(|remaining| CreditsLeft { remaining }),
-            ratelimits: key.filter(|k| !k.ratelimits.is_empty()).map(|_| {
+            ratelimits: key.map(|_| {
                 verdict
                     .ratelimits
                     .iter()

@@ -987,6 +987,12 @@ impl KeyService {
                 "a usage series has at most 1000 buckets, from before to".into(),
             ));
         }
+        // The verifies this replica counted since its last flush are part
+        // of the answer: a caller reads its own verifies at once, not a
+        // second later. Counts a failed flush kept are stored next time.
+        if let Err(e) = self.verifier.flush_usage().await {
+            tracing::warn!(error = %e, "could not store the counted verifies before reading usage");
+        }
         let rows = self
             .store
             .verifications(project_id, key_id, first / HOUR, (last + bucket) / HOUR - 1, bucket_hours)
