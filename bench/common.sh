@@ -12,6 +12,16 @@ warm() { find "$1" -type f -print0 | xargs -0 cat > /dev/null; }
 wall_median() { grep -E '^[0-9]' "$1" | cut -d' ' -f1 | median; }
 rss_median_mib() { grep -E '^[0-9]' "$1" | cut -d' ' -f2 | median | awk '{printf "%.0f", $1/1024}'; }
 
+# The verify benches' start: the release build (its path in KW), and
+# WORK, a scratch directory removed, with every server started in it
+# killed, when the script exits.
+verify_bench_setup() {
+  cargo build --release --quiet
+  KW=$PWD/target/release/keyward
+  WORK=$(mktemp -d)
+  trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+}
+
 # The verify benches' settings: a fixed pepper, and flood limits high
 # enough that wrk, not the limiter, is the bottleneck.
 verify_bench_env() {

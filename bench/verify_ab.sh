@@ -14,9 +14,7 @@ SECONDS_PER_RUN=${1:-10}
 ROUNDS=${2:-4}
 : "${BASELINE:?set BASELINE to the keyward binary to compare against}"
 source bench/common.sh
-cargo build --release --quiet
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+verify_bench_setup
 verify_bench_env
 
 serve() {
@@ -39,7 +37,7 @@ LUA
 }
 
 serve baseline "$BASELINE"
-serve current "$PWD/target/release/keyward"
+serve current "$KW"
 
 for round in $(seq "$ROUNDS"); do
   for build in baseline current; do

@@ -15,9 +15,7 @@ ROUNDS=${1:-3}
 MAKE_SECONDS=${2:-30}
 : "${BASELINE:?set BASELINE to the keyward binary to compare against}"
 source bench/common.sh
-cargo build --release --quiet
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+verify_bench_setup
 verify_bench_env
 
 one_pass() {
@@ -42,7 +40,7 @@ one_pass() {
 
 for round in $(seq "$ROUNDS"); do
   one_pass baseline "$BASELINE"
-  one_pass current "$PWD/target/release/keyward"
+  one_pass current "$KW"
 done
 
 echo "== medians over $ROUNDS rounds"

@@ -16,10 +16,7 @@ CONNECTIONS=${2:-32}
 KEYS=${KEYS:-20000}
 ROUNDS=${ROUNDS:-3}
 source bench/common.sh
-cargo build --release --quiet
-KW=$PWD/target/release/keyward
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+verify_bench_setup
 verify_bench_env
 
 start() {

@@ -9,10 +9,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-15}
 CONNECTIONS=${2:-64}
 source bench/common.sh
-cargo build --release --quiet
-KW=$PWD/target/release/keyward
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+verify_bench_setup
 
 run() {
   local label=$1 db_url=$2

@@ -19,9 +19,8 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use tokio::sync::oneshot;
-
 use rusqlite::{OpenFlags, OptionalExtension};
+use tokio::sync::oneshot;
 
 use super::keys::{from_row, COLUMNS};
 use super::{ApiKey, Columns, StoreError, Value};
