@@ -423,6 +423,32 @@ async fn every_response_carries_a_request_id() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_a_route_does_not_take_gets_405_in_json_with_allow() {
+    let s = common::Server::start(common::Backend::Sqlite).await.unwrap();
+    let keys = format!("/v1/projects/{}/keys", s.project);
+    for (method, path, allowed) in [
+        (reqwest::Method::DELETE, "/v1/keys/verify".to_string(), "POST"),
+        (reqwest::Method::PUT, "/healthz".to_string(), "GET"),
+        (reqwest::Method::DELETE, keys.clone(), "GET"),
+        (reqwest::Method::GET, format!("{keys}/import"), "POST"),
+        (reqwest::Method::GET, "/webhooks/github".to_string(), "POST"),
+    ] {
+        let response = s
+            .http
+            .request(method.clone(), format!("{}{path}", s.base))
+            .header("authorization", format!("Bearer {}", s.admin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        let allow = response.headers()["allow"].to_str().unwrap().to_string();
+        assert!(allow.contains(allowed), "{method} {path}: Allow {allow}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "method_not_allowed", "{method} {path}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_and_webhooks_are_rate_limited_with_retry_after() {
     use keyward::server::limits::{Limiter, RateLimits};
     let limits = RateLimits::with(Limiter::new(0.5, 6.0), Limiter::new(0.5, 3.0), Limiter::new(0.5, 2.0));

@@ -385,6 +385,17 @@ both_backends!(usage_is_counted_per_hour_and_outcome, |s: common::Server| async 
         .admin("GET", &format!("/v1/projects/{}/usage?key_id=key_nope", s.project), None)
         .await;
     assert_eq!(status, 404);
+    let backwards = "from=2026-12-07T00:00:00Z&to=2026-12-01T00:00:00Z";
+    let (status, answer) = s.admin("GET", &format!("/v1/projects/{}/usage?{backwards}", s.project), None).await;
+    assert_eq!(status, 422);
+    assert_eq!(answer["error"]["message"], "from must not be after to", "{answer}");
+    let too_long = "granularity=hour&from=2026-01-01T00:00:00Z&to=2026-12-01T00:00:00Z";
+    let (status, answer) = s.admin("GET", &format!("/v1/projects/{}/usage?{too_long}", s.project), None).await;
+    assert_eq!(status, 422);
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("at most 1000 buckets"),
+        "{answer}"
+    );
 });
 
 both_backends!(expiry_notices_go_out_once_at_each_lead_time, |s: common::Server| async move {

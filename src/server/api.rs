@@ -538,3 +538,13 @@ pub async fn readyz(State(s): State<AppState>) -> Result<&'static str, AppError>
 pub async fn not_found() -> AppError {
     AppError::not_found("route")
 }
+
+/// A known path asked with a method it does not take: the JSON error
+/// every other refusal gets (axum still adds `Allow`).
+pub async fn method_not_allowed(method: axum::http::Method) -> AppError {
+    AppError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this route does not take {method}; the Allow header lists what it takes"),
+    )
+}

@@ -19,8 +19,8 @@ pub struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// malformed, unauthenticated, forbidden, test_mode, not_entitled,
-    /// not_found, conflict, too_large, invalid, rate_limited, internal,
-    /// unavailable, not_configured, bad_signature
+    /// not_found, method_not_allowed, conflict, too_large, invalid,
+    /// rate_limited, internal, unavailable, not_configured, bad_signature
     pub code: String,
     pub message: String,
 }

@@ -158,6 +158,8 @@ pub fn app(parts: ServerParts) -> Router {
         .merge(partner_reports)
         .merge(code_hosts)
         .fallback(api::not_found)
+        // After every merge: it reaches only the routes already added.
+        .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::middleware::from_fn(refuse_nul_in_url))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_to_500))
         .layer(axum::middleware::from_fn_with_state(state.trusted_proxies.clone(), client::resolve))

@@ -982,9 +982,12 @@ impl KeyService {
         let bucket = bucket_hours * HOUR;
         let first = from.div_euclid(bucket) * bucket;
         let last = to.div_euclid(bucket) * bucket;
-        if last < first || (last - first) / bucket >= 1000 {
+        if last < first {
+            return Err(ServiceError::Invalid("from must not be after to".into()));
+        }
+        if (last - first) / bucket >= 1000 {
             return Err(ServiceError::Invalid(
-                "a usage series has at most 1000 buckets, from before to".into(),
+                "a usage series has at most 1000 buckets: narrow from and to, or use granularity=day".into(),
             ));
         }
         // The verifies this replica counted since its last flush are part
