@@ -597,7 +597,8 @@ both_backends!(
             .create_service_account(&system, &s.project, "ci_bot", Role::Member)
             .await
             .unwrap();
-        let in_sixty_days = (keyward::store::now_ms() + 60 * 86_400_000 + 60_000) / 1000;
+        // Exactly 60 days: the page, shown moments later, must still say 60.
+        let in_sixty_days = (keyward::store::now_ms() + 60 * 86_400_000) / 1000;
         let (_, maxs) = s
             .create_key(json!({"name": "max_key", "scopes": [], "owner_user_id": member.user_id, "expires_at": in_sixty_days}))
             .await;

@@ -59,14 +59,20 @@ pub fn usage_svg(series: &UsageSeries, caption: &str, bucket: &str) -> String {
     )
 }
 
-/// "3 minutes ago", "in 60 days": how far `then` is from `now`.
+/// "3 minutes ago", "in 60 days": how far `then` is from `now`, to the
+/// nearest unit. Rounded, not cut: a key made to expire in 60 days reads
+/// "in 60 days" when the page shows it a few seconds later, not 59.
 pub fn relative(then: i64, now: i64) -> String {
-    let delta = (then - now).abs() / 1000;
-    let (n, unit) = match delta {
-        0..=59 => (delta, "second"),
-        60..=3599 => (delta / 60, "minute"),
-        3600..=86_399 => (delta / 3600, "hour"),
-        _ => (delta / 86_400, "day"),
+    let delta = (then - now).unsigned_abs();
+    let nearest = |unit: u64| (delta + unit / 2) / unit;
+    let (n, unit) = if nearest(1000) < 60 {
+        (nearest(1000), "second")
+    } else if nearest(60_000) < 60 {
+        (nearest(60_000), "minute")
+    } else if nearest(3_600_000) < 24 {
+        (nearest(3_600_000), "hour")
+    } else {
+        (nearest(86_400_000), "day")
     };
     let plural = if n == 1 { "" } else { "s" };
     if then <= now {
@@ -93,6 +99,15 @@ mod tests {
     t!(three_minutes_ago, 1_000_000_000_000 - 180_000, "3 minutes ago");
     t!(one_hour_ago, 1_000_000_000_000 - 3_600_000, "1 hour ago");
     t!(in_sixty_days, 1_000_000_000_000 + 60 * 86_400_000, "in 60 days");
+    t!(
+        in_sixty_days_seen_seconds_later,
+        1_000_000_000_000 + 60 * 86_400_000 - 5_000,
+        "in 60 days"
+    );
+    t!(almost_a_minute_ago, 1_000_000_000_000 - 59_600, "1 minute ago");
+    t!(three_and_a_half_hours_ago, 1_000_000_000_000 - 12_600_000, "4 hours ago");
+    t!(twenty_three_and_a_half_hours_on, 1_000_000_000_000 + 84_600_000, "in 1 day");
+    t!(now_is_zero_seconds_ago, 1_000_000_000_000, "0 seconds ago");
 
     #[test]
     fn the_chart_names_its_totals_and_escapes_its_caption() {
