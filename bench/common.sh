@@ -29,6 +29,23 @@ verify_bench_env() {
   export KEYWARD_PEPPER KEYWARD_RATE_VERIFY_PER_IP=10000000 KEYWARD_RATE_VERIFY_PER_KEY=10000000
 }
 
+# Creates a key with the JSON BODY through the server at URL as ADMIN in
+# PROJECT, and prints its secret.
+create_key() {
+  curl -s -H "Authorization: Bearer $2" -d "$4" "$1/v1/projects/$3/keys" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])'
+}
+
+# Writes to FILE a wrk script that sends METHOD with a verify body for KEY
+# (scope analytics:read, live mode).
+verify_lua() {
+  cat > "$1" <<LUA
+wrk.method = "$2"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"key":"$3","scope":"analytics:read","mode":"live"}'
+LUA
+}
+
 # Starts `BINARY serve` on a free loopback port with its data in DIR/data,
 # its output in DIR/out and its log in DIR/log, and waits until it
 # listens (and, on a first start, until it has printed the bootstrap admin

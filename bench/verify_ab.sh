@@ -25,14 +25,7 @@ serve() {
   for load in hot limited; do
     local limits=''
     [ "$load" = limited ] && limits=',"ratelimits":[{"name":"second","limit":1000000000,"duration_ms":1000},{"name":"hour","limit":1000000000,"duration_ms":3600000}]'
-    local secret
-    secret=$(curl -s -H "Authorization: Bearer $admin" -d "{\"name\":\"$load\",\"scopes\":[\"analytics:read\"]$limits}" "$url/v1/projects/$project/keys" \
-      | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
-    cat > "$dir/$load.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"key":"$secret","scope":"analytics:read","mode":"live"}'
-LUA
+    verify_lua "$dir/$load.lua" POST "$(create_key "$url" "$admin" "$project" "{\"name\":\"$load\",\"scopes\":[\"analytics:read\"]$limits}")"
   done
 }
 

@@ -19,18 +19,10 @@ verify_bench_setup
 verify_bench_env
 
 start_serve "$WORK" "$KW"
-SECRET=$(curl -s -H "Authorization: Bearer $SERVE_ADMIN" -d '{"name":"hot","scopes":["analytics:read"]}' \
-  "$SERVE_URL/v1/projects/$SERVE_PROJECT/keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
-lua() {
-  cat > "$WORK/$1.lua" <<LUA
-wrk.method = "$2"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"key":"$3","scope":"analytics:read","mode":"live"}'
-LUA
-}
-lua healthz_with_body GET "$SECRET"
-lua malformed_key POST "kw_sk_live_not-a-key"
-lua hot_key POST "$SECRET"
+SECRET=$(create_key "$SERVE_URL" "$SERVE_ADMIN" "$SERVE_PROJECT" '{"name":"hot","scopes":["analytics:read"]}')
+verify_lua "$WORK/healthz_with_body.lua" GET "$SECRET"
+verify_lua "$WORK/malformed_key.lua" POST "kw_sk_live_not-a-key"
+verify_lua "$WORK/hot_key.lua" POST "$SECRET"
 
 serve_ticks() { awk '{print $14 + $15}' "/proc/$SERVE_PID/stat"; }
 ticks_per_second=$(getconf CLK_TCK)

@@ -28,10 +28,7 @@ start() {
 start
 ADMIN=$SERVE_ADMIN
 PROJECT=$SERVE_PROJECT
-create() {
-  curl -s -H "Authorization: Bearer $ADMIN" -d "$1" "$URL/v1/projects/$PROJECT/keys" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])'
-}
+create() { create_key "$URL" "$ADMIN" "$PROJECT" "$1"; }
 HOT=$(create '{"name":"hot","scopes":["analytics:read"]}')
 LIMITED=$(create '{"name":"limited","scopes":["analytics:read"],"ratelimits":[{"name":"second","limit":1000000000,"duration_ms":1000},{"name":"hour","limit":1000000000,"duration_ms":3600000}]}')
 CREDITED=$(create '{"name":"credited","scopes":["analytics:read"],"credits":{"remaining":1000000000}}')
@@ -52,22 +49,15 @@ random.shuffle(secrets)
 print("\n".join(secrets))
 PY
 
-lua_one() {
-  cat > "$WORK/$1.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"key":"$2","scope":"analytics:read","mode":"live"}'
-LUA
-}
-lua_one hot "$HOT"
-lua_one limited "$LIMITED"
-lua_one credited "$CREDITED"
+verify_lua "$WORK/hot.lua" POST "$HOT"
+verify_lua "$WORK/limited.lua" POST "$LIMITED"
+verify_lua "$WORK/credited.lua" POST "$CREDITED"
 # Two floors between /healthz and a verify: /healthz read with a verify's
 # body (hyper takes the body in), and a verify whose key fails the format
 # check (the JSON is parsed and an answer written, but nothing is looked
 # up). What a verify costs beyond the second is the lookup and its answer.
-lua_one malformed_key "kw_sk_live_not-a-key"
-sed 's/"POST"/"GET"/' "$WORK/hot.lua" > "$WORK/healthz_with_body.lua"
+verify_lua "$WORK/malformed_key.lua" POST "kw_sk_live_not-a-key"
+verify_lua "$WORK/healthz_with_body.lua" GET "$HOT"
 # The same request-making script over one key: the baseline for the many
 # keys, since making each request in Lua costs wrk time on these cores too.
 head -n 1 "$WORK/many.txt" > "$WORK/one.txt"
@@ -120,17 +110,17 @@ load credits "${SECONDS_PER_RUN}s" "$WORK/credited.lua"
 # Made after the start, so not cached: each first verify reads the store.
 # The script times the pass itself: wrk's own rate would count the warm
 # verifies once the pass is over.
-echo "### many_keys_first_pass"
-wrk -t2 -c"$CONNECTIONS" -d10s -s bench/verify_first_pass.lua "$URL/v1/keys/verify" -- "$WORK/many.txt" 2 \
-  | grep "first pass" | tee "$WORK/last"
-sed -n 's/.*, \([0-9]*\) verifies\/s$/\1/p' "$WORK/last" > "$WORK/rate.many_keys_first_pass"
+timed_pass() {
+  echo "### $1"
+  wrk -t2 -c"$CONNECTIONS" -d10s -s bench/verify_first_pass.lua "$URL/v1/keys/verify" -- "$2" 2 \
+    | grep "first pass" | tee "$WORK/last"
+  sed -n 's/.*, \([0-9]*\) verifies\/s$/\1/p' "$WORK/last" > "$WORK/rate.$1"
+}
+timed_pass many_keys_first_pass "$WORK/many.txt"
 # The same timed script over one key, now cached, as many times: the
 # first pass's control with wrk's per-answer Lua cost included.
 awk -v n="$KEYS" 'NR == 1 {for (i = 0; i < n; i++) print}' "$WORK/many.txt" > "$WORK/same.txt"
-echo "### one_key_first_pass_script"
-wrk -t2 -c"$CONNECTIONS" -d10s -s bench/verify_first_pass.lua "$URL/v1/keys/verify" -- "$WORK/same.txt" 2 \
-  | grep "first pass" | tee "$WORK/last"
-sed -n 's/.*, \([0-9]*\) verifies\/s$/\1/p' "$WORK/last" > "$WORK/rate.one_key_first_pass_script"
+timed_pass one_key_first_pass_script "$WORK/same.txt"
 # A restart empties the cache, and serve preloads the recently used keys.
 kill -TERM "$PID"; wait "$PID" || true
 start

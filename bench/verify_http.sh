@@ -17,13 +17,8 @@ run() {
   DATABASE_URL=$db_url start_serve "$data" "$KW"
   local pid=$SERVE_PID url=$SERVE_URL admin=$SERVE_ADMIN project=$SERVE_PROJECT
   local token
-  token=$(curl -s -H "Authorization: Bearer $admin" -d '{"name":"hot","kind":"secret","mode":"live","scopes":["analytics:read"]}' \
-    "$url/v1/projects/$project/keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
-  cat > "$data/verify.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"key":"$token","scope":"analytics:read","mode":"live"}'
-LUA
+  token=$(create_key "$url" "$admin" "$project" '{"name":"hot","kind":"secret","mode":"live","scopes":["analytics:read"]}')
+  verify_lua "$data/verify.lua" POST "$token"
   curl -s -d "{\"key\":\"$token\"}" "$url/v1/keys/verify" | grep -q '"VALID"'
   echo "### $label"
   wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -s "$data/verify.lua" "$url/v1/keys/verify"
