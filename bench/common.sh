@@ -64,3 +64,16 @@ start_serve() {
   SERVE_ADMIN=$(sed -n 's/^admin key (shown once, store it now): //p' "$dir/out")
   SERVE_PROJECT=$(sed -n 's/^project: //p' "$dir/out")
 }
+
+# Starts BINARY serve afresh in DIR (as start_serve), makes keys through it
+# for SECONDS as fast as it takes them, and writes their secrets to
+# DIR/keys in random order. The keys are made after the start, so its
+# cache has never held them.
+serve_with_new_keys() {
+  local dir=$1 binary=$2 seconds=$3
+  rm -rf "$dir"
+  start_serve "$dir" "$binary"
+  wrk -t2 -c16 -d"${seconds}s" -H "Authorization: Bearer $SERVE_ADMIN" -s bench/verify_make_keys.lua \
+    "$SERVE_URL/v1/projects/$SERVE_PROJECT/keys" -- "$dir/secrets" > /dev/null
+  cat "$dir"/secrets.* | shuf > "$dir/keys"
+}

@@ -3,8 +3,8 @@
 # for the first time: each key gains a row per hour and outcome, a row per
 # day, and a new last use. A fresh server, keys made after its start, one
 # verify pass over them, then the flushes; the CPU time of serve's SQLite
-# writer threads (sqlx's, which do nothing else here) over that span, per
-# key. With BASELINE set, that build runs too, alternating round by round.
+# writer threads (sqlx's; besides the flushes they only answer the job
+# queues' idle polls here) over that span, per key. With BASELINE set, that build runs too, alternating round by round.
 #
 #   [BASELINE=/path/to/older/keyward] bench/usage_flush.sh [ROUNDS] [MAKE_SECONDS]
 set -euo pipefail
@@ -24,15 +24,12 @@ writer_ticks() {
 
 one_round() {
   local build=$1 binary=$2 dir=$WORK/$1
-  rm -rf "$dir"
-  start_serve "$dir" "$binary"
+  serve_with_new_keys "$dir" "$binary" "$MAKE_SECONDS"
   local pid=$SERVE_PID url=$SERVE_URL
-  wrk -t2 -c16 -d"${MAKE_SECONDS}s" -H "Authorization: Bearer $SERVE_ADMIN" -s bench/verify_make_keys.lua \
-    "$url/v1/projects/$SERVE_PROJECT/keys" -- "$dir/secrets" > /dev/null
-  cat "$dir"/secrets.* | shuf > "$dir/keys"
   local keys before after
   keys=$(wc -l < "$dir/keys")
-  # Let the key making's own flush end first.
+  # Making keys counts no use, but its last writes and checkpoint are
+  # kept out of the count.
   sleep 7
   before=$(writer_ticks "$pid")
   wrk -t2 -c32 -d"$((keys / 4000 + 3))s" -s bench/verify_first_pass.lua "$url/v1/keys/verify" -- "$dir/keys" 2 > /dev/null

@@ -20,12 +20,8 @@ verify_bench_env
 
 one_pass() {
   local build=$1 binary=$2 dir=$WORK/$1
-  rm -rf "$dir"
-  start_serve "$dir" "$binary"
-  local pid=$SERVE_PID url=$SERVE_URL admin=$SERVE_ADMIN project=$SERVE_PROJECT
-  wrk -t2 -c16 -d"${MAKE_SECONDS}s" -H "Authorization: Bearer $admin" -s bench/verify_make_keys.lua \
-    "$url/v1/projects/$project/keys" -- "$dir/secrets" > /dev/null
-  cat "$dir"/secrets.* | shuf > "$dir/keys"
+  serve_with_new_keys "$dir" "$binary" "$MAKE_SECONDS"
+  local pid=$SERVE_PID url=$SERVE_URL
   head -n 1 "$dir/keys" > "$dir/one"
   local keys first one
   keys=$(wc -l < "$dir/keys")
